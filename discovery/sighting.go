@@ -1,0 +1,51 @@
+// Package discovery finds the peers of watched torrents: it imports torrents (metainfo,
+// magnets), asks trackers and the DHT, and turns every peer address it learns into a
+// Sighting for the scheduler.
+package discovery
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/btda/btda/discovery/metainfo"
+)
+
+// Source says where a peer address came from. Its String form is the `source` label.
+type Source uint8
+
+// The sources of peer addresses. Zero is deliberately invalid.
+const (
+	SourceTracker Source = iota + 1
+	SourceDHT
+	SourcePEX
+	SourceIncoming
+	SourceMagnet // a magnet link's x.pe peer
+)
+
+// Sources lists every valid Source, for pre-creating metric series.
+var Sources = []Source{SourceTracker, SourceDHT, SourcePEX, SourceIncoming, SourceMagnet}
+
+func (s Source) String() string {
+	switch s {
+	case SourceTracker:
+		return "tracker"
+	case SourceDHT:
+		return "dht"
+	case SourcePEX:
+		return "pex"
+	case SourceIncoming:
+		return "incoming"
+	case SourceMagnet:
+		return "magnet"
+	}
+	return "unknown"
+}
+
+// Sighting is one peer address learned by one source for one torrent. Every source sends
+// its sightings into the one channel the scheduler reads.
+type Sighting struct {
+	Torrent metainfo.Hash // the torrent's wire hash (v1, or truncated v2)
+	Addr    netip.AddrPort
+	Source  Source
+	At      time.Time
+}
