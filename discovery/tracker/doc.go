@@ -1,0 +1,34 @@
+// Package tracker implements btda's BitTorrent tracker clients: HTTP (BEP 3, 7, 23, 48) and
+// UDP (BEP 15), the multi-tracker Announcer (BEP 12: every URL of every tier on its own
+// schedule) that turns tracker peers into discovery.Sightings, and AnnounceOnce for the
+// `btda announce` subcommand.
+//
+// What btda tells trackers. btda presents itself honestly as a leecher that has nothing:
+// uploaded=0, downloaded=0, left=the torrent's total length in bytes, so that peers connect
+// to its listener (incoming connections give the best revisit rate). event=started goes
+// with the first successful-or-not announce until one succeeds, later announces carry no
+// event, and event=stopped is sent on Remove and on shutdown to every tracker that accepted
+// a started. The peer id is "-BD0001-" followed by 12 random alphanumerics, one per run
+// (Azureus style, "BD" = btda; a stable, honest prefix rather than an imitation of a real
+// client, see REFERENCE.md §3.14); the key is a random 32-bit value, one per run.
+//
+// Announce schedule (per tracker URL and torrent). After a success the next announce is
+// due after
+//
+//	wait = max(Config.Interval, min interval)        if the tracker sent `min interval`
+//	wait = max(Config.Interval, interval)            if it sent only `interval`
+//	wait = Config.Interval                           if it sent neither
+//
+// so btda never announces more often than `min interval`, and when a tracker states only
+// `interval`, that is the only limit it asked for and is honoured as well. A configured
+// interval longer than the tracker's wins (btda then asks less often than allowed). After
+// a failure the wait is an exponential back-off (Config.RetryBase doubling up to
+// Config.RetryMax), never shorter than the last `min interval` the tracker gave. The
+// wait in force is exported as btda_tracker_interval_seconds. Scrapes run right after each
+// announce, on the same schedule.
+//
+// Metrics label trackers by host name only (lower case, no port, no scheme): URLs may carry
+// passkeys in the path or query, and a port adds cardinality without helping an operator.
+// Two tracker URLs on the same host therefore share series; counters add up, gauges show
+// whichever reported last.
+package tracker

@@ -1,0 +1,107 @@
+package tracker
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/btda/btda/discovery/metainfo"
+)
+
+// TorrentInfo is what the tracker clients need to know about one watched torrent.
+type TorrentInfo struct {
+	Hash   metainfo.Hash // wire info hash
+	Label  string        // the `infohash` metric label value (normally Hash.String())
+	Length int64         // total length in bytes, sent as `left`
+	Tiers  [][]string    // announce-list tiers (BEP 12); a single `announce` is one tier of one URL
+}
+
+// Event is the announce event.
+type Event uint8
+
+// Announce events (values are the BEP 15 codes).
+const (
+	EventNone      Event = 0
+	EventCompleted Event = 1
+	EventStarted   Event = 2
+	EventStopped   Event = 3
+)
+
+func (e Event) String() string {
+	switch e {
+	case EventCompleted:
+		return "completed"
+	case EventStarted:
+		return "started"
+	case EventStopped:
+		return "stopped"
+	}
+	return ""
+}
+
+// AnnounceRequest is one announce. Uploaded and Downloaded are always 0 and Left is the
+// torrent's length: btda announces as a leecher that has nothing.
+type AnnounceRequest struct {
+	Hash      metainfo.Hash
+	PeerID    [20]byte
+	Key       uint32
+	Port      uint16
+	Left      int64
+	Event     Event
+	NumWant   int32
+	TrackerID string // the `tracker id` a tracker gave before (HTTP only)
+}
+
+// AnnounceResponse is a decoded announce reply. Zero durations mean "not sent"; counts
+// are -1 when the tracker did not send them.
+type AnnounceResponse struct {
+	Interval    time.Duration
+	MinInterval time.Duration
+	TrackerID   string
+	Warning     string
+	Seeders     int64
+	Leechers    int64
+	Peers       []netip.AddrPort
+}
+
+// ScrapeResponse is one torrent's scrape figures.
+type ScrapeResponse struct {
+	Seeders    int64 // complete
+	Leechers   int64 // incomplete
+	Downloaded int64 // downloaded (completed)
+}
+
+// Result is the outcome of one announce (and the scrape that follows it, if any) against
+// one tracker URL. Announce and Scrape are nil when that request failed or was not made.
+type Result struct {
+	URL         string // as configured; may carry a passkey: print Redact(URL)
+	Tracker     string // metric label (host name)
+	Torrent     metainfo.Hash
+	Event       Event
+	Announce    *AnnounceResponse
+	AnnounceErr error
+	Scrape      *ScrapeResponse
+	ScrapeErr   error // nil with Scrape == nil means no scrape was attempted
+}
+
+// NewPeerID returns "-BD0001-" followed by 12 random alphanumerics: btda's honest
+// Azureus-style client prefix.
+func NewPeerID() [20]byte {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	var id [20]byte
+	copy(id[:], "-BD0001-")
+	var r [12]byte
+	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails on supported platforms
+	for i, b := range r {
+		id[8+i] = alphabet[int(b)%len(alphabet)]
+	}
+	return id
+}
+
+// NewKey returns a random announce key.
+func NewKey() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
