@@ -1,0 +1,287 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/btda/btda/discovery"
+	"github.com/btda/btda/discovery/metainfo"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Announcer announces a changing set of torrents to all of their trackers, each tracker
+// URL on its own schedule in its own goroutine, and sends every peer it learns as a
+// discovery.Sighting. A failing or misbehaving tracker only delays and counts against
+// itself.
+type Announcer struct {
+	c   *core
+	out chan<- discovery.Sighting
+
+	mu       sync.Mutex
+	torrents map[metainfo.Hash]*torrentRun
+	runCtx   context.Context // set while Run runs
+	stopped  bool
+	wg       sync.WaitGroup
+}
+
+type torrentRun struct {
+	info   TorrentInfo
+	urls   []string
+	cancel context.CancelFunc // nil until started
+}
+
+// NewAnnouncer creates an Announcer that sends sightings to out and registers its metrics
+// on reg (nil: unregistered).
+func NewAnnouncer(cfg Config, reg prometheus.Registerer, out chan<- discovery.Sighting) (*Announcer, error) {
+	if out == nil {
+		return nil, errors.New("tracker: NewAnnouncer needs a sightings channel")
+	}
+	m, err := NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Announcer{c: newCore(cfg, m), out: out, torrents: map[metainfo.Hash]*torrentRun{}}, nil
+}
+
+// TrackerURLs returns the distinct, supported tracker URLs of t's tiers in tier order.
+// Unsupported ones (ws://, malformed) are left out.
+func TrackerURLs(t TorrentInfo) (urls, unsupported []string) {
+	seen := map[string]bool{}
+	for _, tier := range t.Tiers {
+		for _, u := range tier {
+			if seen[u] {
+				continue
+			}
+			seen[u] = true
+			if supported(u) {
+				urls = append(urls, u)
+			} else {
+				unsupported = append(unsupported, u)
+			}
+		}
+	}
+	return urls, unsupported
+}
+
+// Add starts announcing t (at once if Run is running, else when it starts).
+func (a *Announcer) Add(t TorrentInfo) error {
+	if t.Hash.IsZero() {
+		return errors.New("tracker: Add: zero info hash")
+	}
+	if t.Label == "" {
+		t.Label = t.Hash.String()
+	}
+	urls, bad := TrackerURLs(t)
+	for _, u := range bad {
+		a.c.log.Warn("skipping unsupported tracker URL", "infohash", t.Label, "url", Redact(u))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return errors.New("tracker: Add after the announcer stopped")
+	}
+	if _, ok := a.torrents[t.Hash]; ok {
+		return fmt.Errorf("tracker: torrent %s already added", t.Hash)
+	}
+	tr := &torrentRun{info: t, urls: urls}
+	a.torrents[t.Hash] = tr
+	for _, u := range urls {
+		a.c.m.initTracker(TrackerLabel(u))
+	}
+	if a.runCtx != nil {
+		a.start(tr)
+	}
+	return nil
+}
+
+// Remove stops announcing the torrent; its trackers get event=stopped. It does not wait.
+func (a *Announcer) Remove(h metainfo.Hash) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tr, ok := a.torrents[h]
+	if !ok {
+		return
+	}
+	delete(a.torrents, h)
+	if tr.cancel != nil {
+		tr.cancel()
+	}
+}
+
+// start launches one goroutine per tracker URL. Called with a.mu held and Run running.
+func (a *Announcer) start(tr *torrentRun) {
+	ctx, cancel := context.WithCancel(a.runCtx)
+	tr.cancel = cancel
+	for _, u := range tr.urls {
+		a.wg.Add(1)
+		go a.work(ctx, tr.info, u)
+	}
+}
+
+// Run announces until ctx is cancelled, then sends event=stopped to every tracker that
+// accepted a started (bounded by Config.StopTimeout), waits for its goroutines and
+// returns. It can run once.
+func (a *Announcer) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.runCtx != nil || a.stopped {
+		a.mu.Unlock()
+		return errors.New("tracker: Announcer.Run called twice")
+	}
+	a.runCtx = ctx
+	for _, tr := range a.torrents {
+		a.start(tr)
+	}
+	a.mu.Unlock()
+
+	<-ctx.Done()
+	a.mu.Lock()
+	a.stopped = true
+	for _, tr := range a.torrents {
+		tr.cancel()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+	a.c.close()
+	return nil
+}
+
+// trackerState is one (torrent, tracker URL) pair's announce state.
+type trackerState struct {
+	started     bool // a started announce succeeded: we owe a stopped
+	trackerID   string
+	interval    time.Duration
+	minInterval time.Duration
+	failures    int
+}
+
+// nextDelay is the wait before the next announce (see the package doc for the rule).
+func (s *trackerState) nextDelay(cfg Config) time.Duration {
+	if s.failures > 0 {
+		d := cfg.RetryMax
+		if shift := s.failures - 1; shift < 30 && cfg.RetryBase<<shift < cfg.RetryMax {
+			d = cfg.RetryBase << shift
+		}
+		return max(d, s.minInterval)
+	}
+	switch {
+	case s.minInterval > 0:
+		return max(cfg.Interval, s.minInterval)
+	case s.interval > 0:
+		return max(cfg.Interval, s.interval)
+	}
+	return cfg.Interval
+}
+
+// work is one tracker URL's loop for one torrent.
+func (a *Announcer) work(ctx context.Context, t TorrentInfo, rawURL string) {
+	defer a.wg.Done()
+	c := a.c
+	label := TrackerLabel(rawURL)
+	log := c.log.With("tracker", Redact(rawURL), "infohash", t.Label)
+	defer c.m.deleteScrape(t.Label, label)
+	var st trackerState
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.stop(ctx, t, rawURL, &st)
+			return
+		case <-timer.C:
+		}
+		res := a.round(ctx, t, rawURL, &st)
+		if ctx.Err() != nil {
+			a.stop(ctx, t, rawURL, &st)
+			return
+		}
+		delay := st.nextDelay(c.cfg)
+		c.m.interval.WithLabelValues(label).Set(delay.Seconds())
+		if res.AnnounceErr != nil {
+			log.Warn("tracker announce failed", "reason", ReasonOf(res.AnnounceErr), "err", res.AnnounceErr,
+				"failures", st.failures, "retry_in", delay)
+		} else {
+			log.Debug("tracker announce", "event", res.Event.String(), "peers", len(res.Announce.Peers),
+				"interval", res.Announce.Interval, "min_interval", res.Announce.MinInterval, "next_in", delay)
+			if res.Announce.Warning != "" {
+				log.Warn("tracker warning message", "warning", res.Announce.Warning)
+			}
+		}
+		if res.ScrapeErr != nil {
+			log.Warn("tracker scrape failed", "reason", ReasonOf(res.ScrapeErr), "err", res.ScrapeErr)
+		}
+		if c.cfg.OnResult != nil {
+			c.cfg.OnResult(res)
+		}
+		if !a.send(ctx, t.Hash, res) {
+			a.stop(ctx, t, rawURL, &st)
+			return
+		}
+		timer.Reset(delay)
+	}
+}
+
+// round is one announce plus, if the tracker has a scrape endpoint, one scrape.
+func (a *Announcer) round(ctx context.Context, t TorrentInfo, rawURL string, st *trackerState) Result {
+	c := a.c
+	ev := EventNone
+	if !st.started {
+		ev = EventStarted
+	}
+	res := Result{URL: rawURL, Tracker: TrackerLabel(rawURL), Torrent: t.Hash, Event: ev}
+	resp, err := c.announce(ctx, rawURL, a.request(t, ev, st.trackerID))
+	if err != nil {
+		res.AnnounceErr = err
+		st.failures++
+	} else {
+		res.Announce = resp
+		st.failures = 0
+		st.started = true
+		st.interval, st.minInterval = resp.Interval, resp.MinInterval
+		if resp.TrackerID != "" {
+			st.trackerID = resp.TrackerID
+		}
+	}
+	if ctx.Err() == nil && canScrape(rawURL) {
+		res.Scrape, res.ScrapeErr = c.scrape(ctx, rawURL, t.Hash, t.Label)
+	}
+	return res
+}
+
+func (a *Announcer) request(t TorrentInfo, ev Event, trackerID string) AnnounceRequest {
+	cfg := a.c.cfg
+	return AnnounceRequest{Hash: t.Hash, PeerID: cfg.PeerID, Key: cfg.Key, Port: cfg.Port,
+		Left: t.Length, Event: ev, NumWant: cfg.NumWant, TrackerID: trackerID}
+}
+
+// send hands the round's peers to the sightings channel; false if ctx ended first.
+func (a *Announcer) send(ctx context.Context, h metainfo.Hash, res Result) bool {
+	if res.Announce == nil {
+		return true
+	}
+	now := time.Now()
+	for _, p := range res.Announce.Peers {
+		select {
+		case a.out <- discovery.Sighting{Torrent: h, Addr: p, Source: discovery.SourceTracker, At: now}:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// stop sends event=stopped if the tracker accepted our started, bounded by StopTimeout.
+func (a *Announcer) stop(ctx context.Context, t TorrentInfo, rawURL string, st *trackerState) {
+	if !st.started {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.c.cfg.StopTimeout)
+	defer cancel()
+	if _, err := a.c.announce(sctx, rawURL, a.request(t, EventStopped, st.trackerID)); err != nil {
+		a.c.log.Info("tracker stopped announce failed", "tracker", Redact(rawURL), "infohash", t.Label,
+			"reason", ReasonOf(err), "err", err)
+	}
+	st.started = false
+}

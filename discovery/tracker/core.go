@@ -1,0 +1,133 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/btda/btda/discovery/metainfo"
+)
+
+// core holds what every tracker request needs: the HTTP and UDP clients, the metrics and
+// the logger. It turns every failure into an *Error and records the request.
+type core struct {
+	cfg  Config
+	http *http.Client
+	udp  *udpClient
+	m    *Metrics
+	log  *slog.Logger
+}
+
+func newCore(cfg Config, m *Metrics) *core {
+	cfg = cfg.withDefaults()
+	cfg.Logger = cfg.Logger.With("component", "tracker")
+	return &core{cfg: cfg, http: newHTTPClient(cfg), udp: newUDPClient(cfg), m: m, log: cfg.Logger}
+}
+
+func (c *core) close() {
+	c.udp.close()
+	c.http.CloseIdleConnections()
+}
+
+func scheme(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme
+}
+
+// supported reports whether rawURL is a tracker URL btda can talk to.
+func supported(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Hostname() == "" {
+		return false
+	}
+	switch u.Scheme {
+	case "http", "https":
+		return true
+	case "udp":
+		return u.Port() != ""
+	}
+	return false
+}
+
+// fail wraps err as an *Error for kind and rawURL and counts it.
+func (c *core) fail(label, kind, rawURL string, err error) *Error {
+	var te *Error
+	if !errors.As(err, &te) {
+		te = &Error{Reason: classify(err), Kind: kind, URL: Redact(rawURL), Err: err}
+	}
+	c.m.failures.WithLabelValues(label, kind, string(te.Reason)).Inc()
+	return te
+}
+
+// announce runs one announce against rawURL and records it.
+func (c *core) announce(ctx context.Context, rawURL string, r AnnounceRequest) (*AnnounceResponse, error) {
+	label := TrackerLabel(rawURL)
+	c.m.requests.WithLabelValues(label, KindAnnounce).Inc()
+	start := time.Now()
+	var resp *AnnounceResponse
+	var err error
+	switch scheme(rawURL) {
+	case "http", "https":
+		resp, err = httpAnnounce(ctx, c.http, c.cfg, rawURL, r)
+	case "udp":
+		resp, err = c.udp.announce(ctx, rawURL, r)
+	default:
+		err = withReason(ReasonProtocol, "unsupported tracker URL scheme %q", scheme(rawURL))
+	}
+	c.m.duration.WithLabelValues(label, KindAnnounce).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, c.fail(label, KindAnnounce, rawURL, err)
+	}
+	c.m.peers.WithLabelValues(label).Add(float64(len(resp.Peers)))
+	c.m.lastSuccess.WithLabelValues(label).Set(float64(time.Now().UnixNano()) / 1e9)
+	return resp, nil
+}
+
+// canScrape reports whether rawURL has a scrape endpoint (UDP always; HTTP by BEP 48).
+func canScrape(rawURL string) bool {
+	switch scheme(rawURL) {
+	case "udp":
+		return true
+	case "http", "https":
+		_, ok := ScrapeURL(rawURL)
+		return ok
+	}
+	return false
+}
+
+// scrape runs one scrape for t against rawURL, records it and sets the scrape gauges.
+func (c *core) scrape(ctx context.Context, rawURL string, h metainfo.Hash, infohash string) (*ScrapeResponse, error) {
+	label := TrackerLabel(rawURL)
+	c.m.requests.WithLabelValues(label, KindScrape).Inc()
+	start := time.Now()
+	var resp *ScrapeResponse
+	var err error
+	switch scheme(rawURL) {
+	case "http", "https":
+		if su, ok := ScrapeURL(rawURL); ok {
+			resp, err = httpScrape(ctx, c.http, c.cfg, su, h)
+		} else {
+			err = withReason(ReasonProtocol, "no scrape URL: the last path segment does not start with \"announce\"")
+		}
+	case "udp":
+		resp, err = c.udp.scrape(ctx, rawURL, h)
+	default:
+		err = withReason(ReasonProtocol, "unsupported tracker URL scheme %q", scheme(rawURL))
+	}
+	c.m.duration.WithLabelValues(label, KindScrape).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, c.fail(label, KindScrape, rawURL, err)
+	}
+	if infohash != "" {
+		c.m.seeders.WithLabelValues(infohash, label).Set(float64(resp.Seeders))
+		c.m.leechers.WithLabelValues(infohash, label).Set(float64(resp.Leechers))
+		c.m.downloaded.WithLabelValues(infohash, label).Set(float64(resp.Downloaded))
+	}
+	return resp, nil
+}

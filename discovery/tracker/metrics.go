@@ -1,0 +1,95 @@
+package tracker
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Request kinds, the `kind` label.
+const (
+	KindAnnounce = "announce"
+	KindScrape   = "scrape"
+)
+
+// Metrics are the tracker client's Prometheus series.
+type Metrics struct {
+	requests    *prometheus.CounterVec
+	failures    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	peers       *prometheus.CounterVec
+	lastSuccess *prometheus.GaugeVec
+	interval    *prometheus.GaugeVec
+	seeders     *prometheus.GaugeVec
+	leechers    *prometheus.GaugeVec
+	downloaded  *prometheus.GaugeVec
+}
+
+// NewMetrics creates the series and registers them on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	const ns, sub = "btda", "tracker"
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "requests_total", Help: "Tracker requests made, by tracker host and kind (announce, scrape)."},
+			[]string{"tracker", "kind"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "request_failures_total", Help: "Tracker requests that failed, by tracker host, kind and reason."},
+			[]string{"tracker", "kind", "reason"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "request_duration_seconds", Help: "Duration of tracker requests (successful or not), including UDP retransmissions.",
+			Buckets:                        []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
+			NativeHistogramBucketFactor:    1.1,
+			NativeHistogramMaxBucketNumber: 100,
+		}, []string{"tracker", "kind"}),
+		peers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "peers_received_total", Help: "Peer addresses received in announce replies."},
+			[]string{"tracker"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "last_success_timestamp_seconds", Help: "Unix time of the last successful announce to the tracker host."},
+			[]string{"tracker"}),
+		interval: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "interval_seconds", Help: "Announce interval in force for the tracker host (after min interval and back-off)."},
+			[]string{"tracker"}),
+		seeders: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "scrape_seeders", Help: "Seeders (complete) the tracker reported in its last scrape."},
+			[]string{"infohash", "tracker"}),
+		leechers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "scrape_leechers", Help: "Leechers (incomplete) the tracker reported in its last scrape."},
+			[]string{"infohash", "tracker"}),
+		downloaded: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "scrape_downloaded", Help: "Completed downloads the tracker reported in its last scrape."},
+			[]string{"infohash", "tracker"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.requests, m.failures, m.duration, m.peers,
+			m.lastSuccess, m.interval, m.seeders, m.leechers, m.downloaded} {
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if errors.As(err, &are) {
+					return nil, errors.New("tracker metrics already registered on this registerer")
+				}
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// initTracker pre-creates the per-tracker series at zero.
+func (m *Metrics) initTracker(tracker string) {
+	for _, kind := range []string{KindAnnounce, KindScrape} {
+		m.requests.WithLabelValues(tracker, kind)
+		m.duration.WithLabelValues(tracker, kind)
+		for _, r := range Reasons {
+			m.failures.WithLabelValues(tracker, kind, string(r))
+		}
+	}
+	m.peers.WithLabelValues(tracker)
+}
+
+// deleteScrape drops a removed torrent's scrape gauges.
+func (m *Metrics) deleteScrape(infohash, tracker string) {
+	m.seeders.DeleteLabelValues(infohash, tracker)
+	m.leechers.DeleteLabelValues(infohash, tracker)
+	m.downloaded.DeleteLabelValues(infohash, tracker)
+}
