@@ -1,0 +1,189 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/btda/btda/discovery/metainfo"
+)
+
+// TorrentAgg counts peer identities of one torrent.
+type TorrentAgg struct {
+	Peers        uint64 // distinct peer identities first seen
+	Seeds        uint64 // identities first seen at or above the threshold
+	PartialSeeds uint64 // identities that announced upload_only below the threshold
+	Confirmed    uint64 // confirmed downloads counted
+}
+
+// ConfirmedKey splits confirmed downloads by torrent and place.
+type ConfirmedKey struct {
+	Torrent   metainfo.Hash
+	Country   string // ISO 3166-1 alpha-2 or "ZZ"
+	Continent string // two-letter continent code or "ZZ"
+}
+
+// CountryAgg is the pair of counters behind the mean-speed maps: bytes peers gained while
+// observed, and the seconds they were observed.
+type CountryAgg struct {
+	Bytes   uint64
+	Seconds float64
+}
+
+// NetworkAgg counts peers and confirmed downloads of one network (ASN organisation or
+// registered domain) for the top-N table.
+type NetworkAgg struct {
+	Peers     uint64
+	Confirmed uint64
+}
+
+// Aggregates are the counters kept next to the peer records. The collector builds one per
+// batch as a delta, writes it in the batch's transaction, and adds it to its in-memory copy
+// only after the commit succeeded.
+type Aggregates struct {
+	Torrents  map[metainfo.Hash]TorrentAgg
+	Confirmed map[ConfirmedKey]uint64
+	Countries map[string]CountryAgg
+	Networks  map[string]NetworkAgg
+}
+
+// NewAggregates returns empty aggregates.
+func NewAggregates() *Aggregates {
+	return &Aggregates{
+		Torrents:  map[metainfo.Hash]TorrentAgg{},
+		Confirmed: map[ConfirmedKey]uint64{},
+		Countries: map[string]CountryAgg{},
+		Networks:  map[string]NetworkAgg{},
+	}
+}
+
+// Add adds every counter of d to a.
+func (a *Aggregates) Add(d *Aggregates) {
+	for k, v := range d.Torrents {
+		t := a.Torrents[k]
+		t.Peers += v.Peers
+		t.Seeds += v.Seeds
+		t.PartialSeeds += v.PartialSeeds
+		t.Confirmed += v.Confirmed
+		a.Torrents[k] = t
+	}
+	for k, v := range d.Confirmed {
+		a.Confirmed[k] += v
+	}
+	for k, v := range d.Countries {
+		c := a.Countries[k]
+		c.Bytes += v.Bytes
+		c.Seconds += v.Seconds
+		a.Countries[k] = c
+	}
+	for k, v := range d.Networks {
+		n := a.Networks[k]
+		n.Peers += v.Peers
+		n.Confirmed += v.Confirmed
+		a.Networks[k] = n
+	}
+}
+
+// Empty reports whether a holds no counter.
+func (a *Aggregates) Empty() bool {
+	return len(a.Torrents) == 0 && len(a.Confirmed) == 0 && len(a.Countries) == 0 && len(a.Networks) == 0
+}
+
+// Host marks, per (torrent, IP), which confirmed downloads were counted, so that an
+// incoming peer without a known listen port is not counted twice against the same client
+// found with its port (see the collector's rule).
+type Host struct {
+	KnownCounted   uint32 // crossings counted for identities with a known port
+	UnknownCounted bool   // the unknown-port identity's crossing was counted
+	Claimed        bool   // a known-port crossing was merged into the unknown-port count
+}
+
+func (h Host) marshal() []byte {
+	b := binary.BigEndian.AppendUint32(nil, h.KnownCounted)
+	var f byte
+	if h.UnknownCounted {
+		f |= 1
+	}
+	if h.Claimed {
+		f |= 2
+	}
+	return append(b, f)
+}
+
+func (h *Host) unmarshal(b []byte) error {
+	if len(b) != 5 || b[4]&^3 != 0 {
+		return fmt.Errorf("host record: %d bytes, want 5 with flags 0-3", len(b))
+	}
+	h.KnownCounted = binary.BigEndian.Uint32(b)
+	h.UnknownCounted = b[4]&1 != 0
+	h.Claimed = b[4]&2 != 0
+	return nil
+}
+
+// Download is one confirmed download in the log bucket, for reports.
+type Download struct {
+	At          time.Time // the crossing time (first point at or above the threshold)
+	WindowStart time.Time // the last point below the threshold before it
+	Peer        PeerKey
+	Torrent     metainfo.Hash
+	Country     string
+	Continent   string
+	Speed       float64      // bytes/s over the crossing window
+	MaxSpeed    float64      // the peer's highest speed seen up to the crossing
+	Network     netip.Prefix // anonymized network
+	NetLabel    string       // ASN organisation or registered domain, "" unknown
+}
+
+func (d *Download) key() []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 24), uint64(d.At.UnixNano()))
+	return append(k, d.Peer[:]...)
+}
+
+func (d *Download) marshal() []byte {
+	b := make([]byte, 0, 96)
+	b = append(b, d.Torrent[:]...)
+	b = putString(b, d.Country)
+	b = putString(b, d.Continent)
+	b = putTime(b, d.WindowStart)
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(d.Speed))
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(d.MaxSpeed))
+	b = putPrefix(b, d.Network)
+	b = putString(b, d.NetLabel)
+	return b
+}
+
+// UnmarshalDownload decodes a download log entry from its key and value.
+func UnmarshalDownload(k, v []byte) (Download, error) {
+	var d Download
+	if len(k) != 24 {
+		return d, fmt.Errorf("download log: key of %d bytes, want 24", len(k))
+	}
+	d.At = time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC()
+	copy(d.Peer[:], k[8:])
+	dec := &decoder{b: v, f: "torrent"}
+	copy(d.Torrent[:], dec.bytes(20))
+	dec.f = "country"
+	d.Country = dec.string()
+	dec.f = "continent"
+	d.Continent = dec.string()
+	dec.f = "window_start"
+	d.WindowStart = dec.time()
+	dec.f = "speed"
+	if s := dec.bytes(16); s != nil {
+		d.Speed = math.Float64frombits(binary.BigEndian.Uint64(s))
+		d.MaxSpeed = math.Float64frombits(binary.BigEndian.Uint64(s[8:]))
+	}
+	dec.f = "network"
+	d.Network = dec.prefix()
+	dec.f = "net_label"
+	d.NetLabel = dec.string()
+	if dec.err != nil {
+		return Download{}, fmt.Errorf("download log: %w", dec.err)
+	}
+	if len(dec.b) != 0 {
+		return Download{}, fmt.Errorf("download log: %d trailing bytes", len(dec.b))
+	}
+	return d, nil
+}
