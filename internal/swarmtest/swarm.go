@@ -1,0 +1,684 @@
+// Package swarmtest runs a synthetic BitTorrent swarm on loopback whose
+// every observable fact is known in advance: generated torrents, peers that
+// speak the real peer wire protocol with scripted progress curves, a GeoIP
+// world mapping 127.A.0.0/16 to countries, and a ground-truth record that
+// btda's numbers are compared with.
+//
+// The peer side is an independent implementation of the wire protocol: it
+// must not import btda's probe packages, since it exists to check them.
+package swarmtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Listen modes.
+const (
+	// ListenAuto picks ListenPerAddress when the peers fit in
+	// PerAddressLimit sockets, otherwise ListenShared.
+	ListenAuto = "auto"
+	// ListenPerAddress binds one socket per peer on its own 127.A.B.C.
+	ListenPerAddress = "per-address"
+	// ListenShared binds SharedPorts wildcard sockets and tells peers apart
+	// by the connection's local address. Allowed only when the network
+	// namespace has no interface but loopback (e.g. under `unshare -n`),
+	// so that the wildcard still only reaches loopback.
+	ListenShared = "shared"
+)
+
+// Config describes a swarm. Zero values take the defaults in withDefaults.
+type Config struct {
+	Seed     uint64 `yaml:"seed"`
+	Torrents int    `yaml:"torrents"`
+	Peers    int    `yaml:"peers"`
+	// Versions weights v1, v2 and hybrid torrents.
+	Versions map[Version]float64 `yaml:"versions"`
+	// Mix weights the profiles.
+	Mix       map[Profile]float64 `yaml:"mix"`
+	Countries []Country           `yaml:"countries"`
+	// Duration is how long the swarm is meant to run; it shapes the curves
+	// (completion times spread over 0.3–3 × Duration) and is the default
+	// truth window.
+	Duration  time.Duration `yaml:"duration"`
+	Threshold float64       `yaml:"threshold"`
+	// DialOut, if set, is btda's loopback listen address; DialOutFraction of
+	// the talking peers connect to it, and again Redial after each session.
+	DialOut         string        `yaml:"dialout"`
+	DialOutFraction float64       `yaml:"dialout_fraction"`
+	Redial          time.Duration `yaml:"redial"`
+	// Dir, if set, receives torrents/, magnets.txt and the GeoIP databases.
+	Dir string `yaml:"dir"`
+	// IdleTimeout and KeepAlive override every profile's values (tests).
+	IdleTimeout      time.Duration `yaml:"idle_timeout"`
+	KeepAlive        time.Duration `yaml:"keepalive"`
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	WriteTimeout     time.Duration `yaml:"write_timeout"`
+	// MaxConns bounds open peer connections (accepted plus dialled); beyond
+	// it, new connections are closed at once like a full client.
+	MaxConns        int    `yaml:"max_conns"`
+	ListenMode      string `yaml:"listen_mode"`
+	PerAddressLimit int    `yaml:"per_address_limit"`
+	SharedPorts     int    `yaml:"shared_ports"`
+	// Trackers are announce URLs written into the torrents and magnets.
+	Trackers []string `yaml:"trackers"`
+	// Clock defaults to the wall clock; tests inject a ManualClock.
+	Clock Clock `yaml:"-"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.Torrents == 0 {
+		c.Torrents = 1
+	}
+	if len(c.Versions) == 0 {
+		c.Versions = map[Version]float64{V1: 60, V2: 15, Hybrid: 25}
+	}
+	if len(c.Mix) == 0 {
+		c.Mix = DefaultMix()
+	}
+	if len(c.Countries) == 0 {
+		c.Countries = DefaultCountries()
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Minute
+	}
+	if c.Threshold == 0 {
+		c.Threshold = 0.98
+	}
+	if c.DialOut != "" && c.DialOutFraction == 0 {
+		c.DialOutFraction = 0.1
+	}
+	if c.Redial == 0 {
+		c.Redial = 30 * time.Second
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 10000
+	}
+	if c.ListenMode == "" {
+		c.ListenMode = ListenAuto
+	}
+	if c.PerAddressLimit == 0 {
+		c.PerAddressLimit = 2000
+	}
+	if c.SharedPorts == 0 {
+		c.SharedPorts = 16
+	}
+	if c.Clock == nil {
+		c.Clock = RealClock{}
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Torrents < 1 || c.Torrents > 10000:
+		return fmt.Errorf("torrents: %d outside 1..10000", c.Torrents)
+	case c.Peers < 0 || c.Peers > 1_000_000:
+		return fmt.Errorf("peers: %d outside 0..1000000", c.Peers)
+	case c.Duration < 0:
+		return fmt.Errorf("duration: negative (%s)", c.Duration)
+	case c.Threshold <= 0 || c.Threshold > 1:
+		return fmt.Errorf("threshold: %v outside (0, 1]", c.Threshold)
+	case c.DialOutFraction < 0 || c.DialOutFraction > 1:
+		return fmt.Errorf("dialout_fraction: %v outside [0, 1]", c.DialOutFraction)
+	case c.MaxConns < 1:
+		return fmt.Errorf("max_conns: %d must be positive", c.MaxConns)
+	case c.SharedPorts < 1 || c.SharedPorts > 1000:
+		return fmt.Errorf("shared_ports: %d outside 1..1000", c.SharedPorts)
+	}
+	for p := range c.Mix {
+		if !p.Valid() {
+			return fmt.Errorf("mix: unknown profile %q (known: %v)", p, AllProfiles)
+		}
+	}
+	for v := range c.Versions {
+		if v != V1 && v != V2 && v != Hybrid {
+			return fmt.Errorf("versions: unknown version %q (known: v1, v2, hybrid)", v)
+		}
+	}
+	switch c.ListenMode {
+	case ListenAuto, ListenPerAddress, ListenShared:
+	default:
+		return fmt.Errorf("listen_mode: %q is not one of auto, per-address, shared", c.ListenMode)
+	}
+	if c.DialOut != "" {
+		ap, err := netip.ParseAddrPort(c.DialOut)
+		if err != nil {
+			return fmt.Errorf("dialout: %q is not an IP:port: %w", c.DialOut, err)
+		}
+		if !ap.Addr().IsLoopback() {
+			return fmt.Errorf("dialout: %s is not a loopback address; the swarm only talks to loopback", ap)
+		}
+	}
+	return validateCountries(c.Countries)
+}
+
+// Stats counts what the swarm did (for logs and benchmarks).
+type Stats struct {
+	Accepted, Rejected, Sessions, Handshakes, BadHandshakes int64
+	Updates, DialOuts, DialFailures                         int64
+}
+
+type stats struct {
+	accepted, rejected, sessions, handshakes, badHandshakes atomic.Int64
+	updates, dialOuts, dialFailures                         atomic.Int64
+}
+
+// Swarm is a running synthetic swarm.
+type Swarm struct {
+	cfg      Config
+	log      *slog.Logger
+	clock    Clock
+	start    time.Time
+	torrents []*Torrent
+	peers    []*Peer
+	byTor    [][]*Peer
+	mode     string
+	cityDB   string
+	asnDB    string
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	listeners []net.Listener
+	conns     chan struct{} // semaphore of open connections
+	stats     stats
+	closeOnce sync.Once
+}
+
+// Start builds the swarm described by cfg and starts its peers. The swarm's
+// time 0 is the clock's time when Start returns its peers to service.
+func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Swarm, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("swarmtest: config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Swarm{cfg: cfg, log: logger.With("component", "swarmtest"), clock: cfg.Clock,
+		conns: make(chan struct{}, cfg.MaxConns)}
+	if err := s.build(); err != nil {
+		return nil, fmt.Errorf("swarmtest: %w", err)
+	}
+	if cfg.Dir != "" {
+		if err := s.writeFiles(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("swarmtest: %w", err)
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := s.listen(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("swarmtest: %w", err)
+	}
+	s.start = s.clock.Now()
+	for _, l := range s.listeners {
+		s.wg.Add(1)
+		go s.acceptLoop(l)
+	}
+	if cfg.DialOut != "" {
+		for _, p := range s.peers {
+			if p.DialOut {
+				s.wg.Add(1)
+				go s.dialLoop(p)
+			}
+		}
+	}
+	// The caller's ctx ends the swarm too.
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	go func() { <-s.ctx.Done(); stop() }()
+	s.log.Info("swarm started", "torrents", len(s.torrents), "peers", len(s.peers),
+		"listen_mode", s.mode, "listeners", len(s.listeners))
+	return s, nil
+}
+
+// build generates torrents and peers deterministically from the seed.
+func (s *Swarm) build() error {
+	cfg := s.cfg
+	r := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	vkeys := []Version{V1, V2, Hybrid}
+	vcount, err := apportion(cfg.Torrents, vkeys, func(v Version) float64 { return cfg.Versions[v] })
+	if err != nil {
+		return fmt.Errorf("versions: %w", err)
+	}
+	var versions []Version
+	for _, v := range vkeys {
+		for i := 0; i < vcount[v]; i++ {
+			versions = append(versions, v)
+		}
+	}
+	r.Shuffle(len(versions), func(i, j int) { versions[i], versions[j] = versions[j], versions[i] })
+	for i, v := range versions {
+		t, err := GenerateTorrent(rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)), i, v, cfg.Trackers)
+		if err != nil {
+			return err
+		}
+		s.torrents = append(s.torrents, t)
+	}
+	if cfg.Peers == 0 {
+		s.byTor = make([][]*Peer, len(s.torrents))
+		return nil
+	}
+	// Popularity falls off like 1/(rank+1), as in real swarms.
+	tidx := make([]int, len(s.torrents))
+	for i := range tidx {
+		tidx[i] = i
+	}
+	tcount, err := apportion(cfg.Peers, tidx, func(i int) float64 { return 1 / float64(i+1) })
+	if err != nil {
+		return err
+	}
+	pcount, err := apportion(cfg.Peers, AllProfiles, func(p Profile) float64 { return cfg.Mix[p] })
+	if err != nil {
+		return fmt.Errorf("mix: %w", err)
+	}
+	ccount, err := apportion(cfg.Peers, cfg.Countries, func(c Country) float64 { return c.Weight })
+	if err != nil {
+		return fmt.Errorf("countries: %w", err)
+	}
+	var tlist []int
+	for _, i := range tidx {
+		for k := 0; k < tcount[i]; k++ {
+			tlist = append(tlist, i)
+		}
+	}
+	var plist []Profile
+	for _, p := range AllProfiles {
+		for k := 0; k < pcount[p]; k++ {
+			plist = append(plist, p)
+		}
+	}
+	var clist []int
+	for i, c := range cfg.Countries {
+		for k := 0; k < ccount[c]; k++ {
+			clist = append(clist, i)
+		}
+	}
+	r.Shuffle(len(plist), func(i, j int) { plist[i], plist[j] = plist[j], plist[i] })
+	r.Shuffle(len(clist), func(i, j int) { clist[i], clist[j] = clist[j], clist[i] })
+	used := make([]int, len(cfg.Countries))
+	s.byTor = make([][]*Peer, len(s.torrents))
+	for i := 0; i < cfg.Peers; i++ {
+		t := s.torrents[tlist[i]]
+		c := cfg.Countries[clist[i]]
+		addr, half, err := countryAddr(c, used[clist[i]])
+		if err != nil {
+			return err
+		}
+		used[clist[i]]++
+		p := &Peer{Index: i, Torrent: t, Profile: plist[i], Country: c.ISO, Continent: c.Continent,
+			City: c.Cities[half], ASN: c.ASN[half], ASOrg: c.ASOrg[half],
+			Addr: netip.AddrPortFrom(addr, 0)}
+		p.behaviour = p.Profile.Behaviour()
+		if cfg.IdleTimeout > 0 {
+			p.behaviour.IdleTimeout = cfg.IdleTimeout
+		}
+		if cfg.KeepAlive > 0 {
+			p.behaviour.KeepAlive = cfg.KeepAlive
+		}
+		if p.behaviour.KeepAlive <= 0 {
+			p.behaviour.KeepAlive = time.Minute
+		}
+		if p.behaviour.IdleTimeout <= 0 {
+			p.behaviour.IdleTimeout = 2 * time.Minute
+		}
+		s.shapeCurve(r, p)
+		p.DialOut = cfg.DialOut != "" && p.Profile != Refuse && r.Float64() < cfg.DialOutFraction
+		s.peers = append(s.peers, p)
+		s.byTor[t.Index] = append(s.byTor[t.Index], p)
+	}
+	return nil
+}
+
+// shapeCurve draws the peer's progress curve and acquisition order.
+func (s *Swarm) shapeCurve(r *rand.Rand, p *Peer) {
+	n := p.Torrent.Pieces
+	d := s.cfg.Duration
+	if d <= 0 {
+		d = time.Minute
+	}
+	// A multiplier coprime with n gives a permutation of the pieces.
+	for {
+		p.permA = 1 + r.IntN(n)
+		if gcd(p.permA, n) == 1 {
+			break
+		}
+	}
+	p.permB = r.IntN(n)
+	c := Curve{Pieces: n}
+	switch p.Profile {
+	case Libtorrent, Transmission, Rtorrent:
+		switch x := r.Float64(); {
+		case x < 0.15:
+			c.Start = n // a seed
+		case x < 0.25:
+			c.Start = 0
+		default:
+			c.Start = r.IntN(n * 9 / 10)
+		}
+		if c.Start < n {
+			complete := time.Duration(float64(d) * (0.3 + 2.7*r.Float64()))
+			c.Interval = max(complete/time.Duration(n-c.Start), time.Millisecond)
+			if r.Float64() < 0.1 {
+				c.StallAt = time.Duration(r.Int64N(int64(d/2) + 1))
+				c.StallFor = d/10 + time.Duration(r.Int64N(int64(d/4)+1))
+			}
+			if p.Profile == Libtorrent && r.Float64() < 0.1 {
+				c.RegressAt = d/4 + time.Duration(r.Int64N(int64(d*3/4)+1))
+				c.RegressBy = 1 + r.IntN(max(n/20, 1))
+			}
+		}
+	case LazySeed:
+		c.Start = n
+		p.LazyHidden = 1 + r.IntN(max(n/20, 1))
+	case SuperSeed:
+		// Shows two pieces, then reveals one more every 10 s.
+		c.Start = min(2, n)
+		c.Interval = 10 * time.Second
+	case PartialSeed:
+		c.Start = n*3/10 + r.IntN(n*6/10)
+	case AlwaysZero:
+		c.Start = 0
+	default:
+		// Peers whose progress cannot be read keep a flat curve at 0: the
+		// truth for them is "not observable", see PeerTruth.Reports.
+	}
+	p.Curve = c
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// loopbackOnly reports whether every network interface is a loopback one,
+// i.e. a wildcard socket cannot be reached from outside this machine.
+func loopbackOnly() (bool, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return false, err
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (s *Swarm) listen() error {
+	var listening []*Peer
+	for _, p := range s.peers {
+		if p.Profile != Refuse {
+			listening = append(listening, p)
+		}
+	}
+	mode := s.cfg.ListenMode
+	if mode == ListenAuto {
+		mode = ListenPerAddress
+		if len(listening) > s.cfg.PerAddressLimit {
+			mode = ListenShared
+		}
+	}
+	s.mode = mode
+	if mode == ListenShared {
+		ok, err := loopbackOnly()
+		if err != nil {
+			return fmt.Errorf("listen: list interfaces: %w", err)
+		}
+		if !ok {
+			return fmt.Errorf("listen: %d listening peers exceed per_address_limit %d and shared listeners "+
+				"need a network namespace whose only interface is loopback (run under `unshare -n`)",
+				len(listening), s.cfg.PerAddressLimit)
+		}
+		return s.listenShared(listening)
+	}
+	return s.listenPerAddress(listening)
+}
+
+func (s *Swarm) listenPerAddress(listening []*Peer) error {
+	lc := net.ListenConfig{}
+	for _, p := range listening {
+		l, err := lc.Listen(context.Background(), "tcp4", netip.AddrPortFrom(p.Addr.Addr(), 0).String())
+		if err != nil {
+			return fmt.Errorf("listen on %s for peer %d: %w", p.Addr.Addr(), p.Index, err)
+		}
+		p.Addr = l.Addr().(*net.TCPAddr).AddrPort()
+		s.listeners = append(s.listeners, &peerListener{Listener: l, peer: p})
+	}
+	for _, p := range s.peers {
+		if p.Profile == Refuse {
+			port, err := freePort(p.Addr.Addr())
+			if err != nil {
+				return err
+			}
+			p.Addr = netip.AddrPortFrom(p.Addr.Addr(), port)
+		}
+	}
+	return nil
+}
+
+// freePort returns a port nothing listens on at addr (bind, then release).
+func freePort(addr netip.Addr) (uint16, error) {
+	l, err := net.Listen("tcp4", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		return 0, fmt.Errorf("reserve a refusing port on %s: %w", addr, err)
+	}
+	port := l.Addr().(*net.TCPAddr).AddrPort().Port()
+	l.Close()
+	return port, nil
+}
+
+type peerListener struct {
+	net.Listener
+	peer   *Peer                    // per-address mode
+	byAddr map[netip.AddrPort]*Peer // shared mode
+}
+
+func (s *Swarm) listenShared(listening []*Peer) error {
+	var ports []uint16
+	byAddr := make(map[netip.AddrPort]*Peer, len(listening))
+	for i := 0; i < s.cfg.SharedPorts; i++ {
+		// Safe only because loopbackOnly() held: the namespace has no
+		// other interface for the wildcard to reach.
+		l, err := net.Listen("tcp4", "0.0.0.0:0")
+		if err != nil {
+			return fmt.Errorf("shared listener %d: %w", i, err)
+		}
+		ports = append(ports, l.Addr().(*net.TCPAddr).AddrPort().Port())
+		s.listeners = append(s.listeners, &peerListener{Listener: l, byAddr: byAddr})
+	}
+	for i, p := range listening {
+		p.Addr = netip.AddrPortFrom(p.Addr.Addr(), ports[i%len(ports)])
+		byAddr[p.Addr] = p
+	}
+	port, err := freePort(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	if err != nil {
+		return err
+	}
+	for _, p := range s.peers {
+		if p.Profile == Refuse {
+			p.Addr = netip.AddrPortFrom(p.Addr.Addr(), port)
+		}
+	}
+	return nil
+}
+
+func (s *Swarm) acceptLoop(l net.Listener) {
+	defer s.wg.Done()
+	pl := l.(*peerListener)
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("accept failed", "err", err)
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond): // e.g. EMFILE: back off briefly
+			}
+			continue
+		}
+		s.stats.accepted.Add(1)
+		p := pl.peer
+		if p == nil {
+			local, ok := conn.LocalAddr().(*net.TCPAddr)
+			if ok {
+				p = pl.byAddr[local.AddrPort()]
+			}
+			if p == nil {
+				conn.Close()
+				continue
+			}
+		}
+		select {
+		case s.conns <- struct{}{}:
+		default:
+			s.stats.rejected.Add(1)
+			conn.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.conns }()
+			s.serve(s.ctx, p, conn, false)
+		}()
+	}
+}
+
+// dialLoop connects peer p to Config.DialOut, first after a spread-out
+// delay, then again Redial after each session ends, until the swarm closes.
+func (s *Swarm) dialLoop(p *Peer) {
+	defer s.wg.Done()
+	delay := time.Duration(p.Index%1000) * time.Millisecond
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = s.cfg.Redial
+		select {
+		case s.conns <- struct{}{}:
+		default:
+			s.stats.rejected.Add(1)
+			continue
+		}
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(p.Addr.Addr(), 0))}
+		conn, err := d.DialContext(s.ctx, "tcp4", s.cfg.DialOut)
+		if err != nil {
+			<-s.conns
+			s.stats.dialFailures.Add(1)
+			continue
+		}
+		s.stats.dialOuts.Add(1)
+		s.serve(s.ctx, p, conn, true)
+		<-s.conns
+	}
+}
+
+// pexPayload names up to 50 other peers of p's torrent (BEP 11).
+func (s *Swarm) pexPayload(p *Peer) []byte {
+	peers := s.byTor[p.Torrent.Index]
+	var added, flags []byte
+	for i := 0; i < len(peers) && len(flags) < 50; i++ {
+		o := peers[(p.Index+i)%len(peers)]
+		if o == p || !o.Addr.Addr().Is4() {
+			continue
+		}
+		a := o.Addr.Addr().As4()
+		added = append(added, a[:]...)
+		added = append(added, byte(o.Addr.Port()>>8), byte(o.Addr.Port()))
+		flags = append(flags, 0)
+	}
+	return encodePEX(added, flags)
+}
+
+// Elapsed is the swarm time now.
+func (s *Swarm) Elapsed() time.Duration { return s.clock.Now().Sub(s.start) }
+
+// StartTime is the clock time of swarm time 0.
+func (s *Swarm) StartTime() time.Time { return s.start }
+
+// Torrents returns the generated torrents.
+func (s *Swarm) Torrents() []*Torrent { return s.torrents }
+
+// Peers returns every peer, in index order.
+func (s *Swarm) Peers() []*Peer { return s.peers }
+
+// Config returns the effective configuration (defaults applied).
+func (s *Swarm) Config() Config { return s.cfg }
+
+// ListenMode is the listen mode in use (per-address or shared).
+func (s *Swarm) ListenMode() string { return s.mode }
+
+// GeoIPPaths returns the City and ASN database paths if Dir was set.
+func (s *Swarm) GeoIPPaths() (city, asn string) { return s.cityDB, s.asnDB }
+
+// Stats returns the swarm's counters.
+func (s *Swarm) Stats() Stats {
+	return Stats{Accepted: s.stats.accepted.Load(), Rejected: s.stats.rejected.Load(),
+		Sessions: s.stats.sessions.Load(), Handshakes: s.stats.handshakes.Load(),
+		BadHandshakes: s.stats.badHandshakes.Load(), Updates: s.stats.updates.Load(),
+		DialOuts: s.stats.dialOuts.Load(), DialFailures: s.stats.dialFailures.Load()}
+}
+
+// Close stops every listener and connection and waits for them.
+func (s *Swarm) Close() error {
+	s.closeOnce.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+		for _, l := range s.listeners {
+			l.Close()
+		}
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// writeFiles writes torrents/, magnets.txt and the GeoIP databases.
+func (s *Swarm) writeFiles(dir string) error {
+	tdir := filepath.Join(dir, "torrents")
+	if err := os.MkdirAll(tdir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", tdir, err)
+	}
+	var magnets []byte
+	for _, t := range s.torrents {
+		path := filepath.Join(tdir, t.Name+".torrent")
+		if err := os.WriteFile(path, t.File, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		magnets = append(magnets, t.Magnet(s.cfg.Trackers)+"\n"...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "magnets.txt"), magnets, 0o644); err != nil {
+		return fmt.Errorf("write magnets.txt: %w", err)
+	}
+	city, asn, err := WriteGeoIP(dir, s.cfg.Countries)
+	if err != nil {
+		return err
+	}
+	s.cityDB, s.asnDB = city, asn
+	return nil
+}
