@@ -13,9 +13,11 @@ type Clock interface {
 // Timer is the subset of *time.Timer the scheduler uses.
 type Timer interface {
 	C() <-chan time.Time
-	// Reset re-arms the timer to fire after d. A value of a previous firing that was not
-	// received may still arrive; the scheduler treats every wake-up as a hint only.
-	Reset(d time.Duration)
+	// ResetAt re-arms the timer to fire at when (an absolute time, so that time passing
+	// between computing a deadline and arming the timer cannot delay it). A value of a
+	// previous firing that was not received may still arrive; the scheduler treats every
+	// wake-up as a hint only.
+	ResetAt(when time.Time)
 	Stop()
 }
 
@@ -30,6 +32,6 @@ func (RealClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTime
 
 type realTimer struct{ t *time.Timer }
 
-func (r realTimer) C() <-chan time.Time   { return r.t.C }
-func (r realTimer) Reset(d time.Duration) { r.t.Reset(d) }
-func (r realTimer) Stop()                 { r.t.Stop() }
+func (r realTimer) C() <-chan time.Time    { return r.t.C }
+func (r realTimer) ResetAt(when time.Time) { r.t.Reset(time.Until(when)) }
+func (r realTimer) Stop()                  { r.t.Stop() }

@@ -28,7 +28,7 @@ func (c *fakeClock) NewTimer(d time.Duration) Timer {
 	c.mu.Lock()
 	c.timers = append(c.timers, t)
 	c.mu.Unlock()
-	t.Reset(d)
+	t.ResetAt(c.Now().Add(d))
 	return t
 }
 
@@ -51,18 +51,18 @@ type fakeTimer struct {
 
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
 
-func (t *fakeTimer) Reset(d time.Duration) {
+func (t *fakeTimer) ResetAt(when time.Time) {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
 	select { // drop a stale firing
 	case <-t.ch:
 	default:
 	}
-	t.when = t.c.now.Add(d)
+	t.when = when
 	t.active = true
 	t.fireLocked()
 	select {
-	case t.c.armed <- d:
+	case t.c.armed <- when.Sub(t.c.now):
 	default:
 	}
 }

@@ -617,12 +617,17 @@ func (s *Scheduler) result(i uint32, obs probe.Observation, now int64) {
 	}
 }
 
-// dispatch starts every session that is due and allowed, and returns how long Run may
-// sleep before something becomes due (ok false: until woken).
-func (s *Scheduler) dispatch(ctx context.Context) (wait time.Duration, ok bool) {
+// dispatch starts every session that is due and allowed, and returns when something
+// becomes due next (ok false: nothing; sleep until woken).
+func (s *Scheduler) dispatch(ctx context.Context) (next time.Time, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	wait, ok := s.dispatchLocked(ctx, now)
+	return s.base.Add(time.Duration(now) + wait), ok
+}
+
+func (s *Scheduler) dispatchLocked(ctx context.Context, now int64) (wait time.Duration, ok bool) {
 	if now >= s.nextSweep {
 		s.sweep(now)
 		s.nextSweep = now + int64(s.sweepEvery())
@@ -637,8 +642,8 @@ func (s *Scheduler) dispatch(ctx context.Context) (wait time.Duration, ok bool) 
 				break
 			}
 		}
-		if s.lim != nil && s.lim.TokensAt(s.clock.Now()) < 1 {
-			need := (1 - s.lim.TokensAt(s.clock.Now())) / float64(s.lim.Limit())
+		if s.lim != nil && s.lim.TokensAt(s.base.Add(time.Duration(now))) < 1 {
+			need := (1 - s.lim.TokensAt(s.base.Add(time.Duration(now)))) / float64(s.lim.Limit())
 			wait = min(wait, time.Duration(math.Ceil(need*1e9))+time.Microsecond)
 			return wait, true
 		}
@@ -651,7 +656,7 @@ func (s *Scheduler) dispatch(ctx context.Context) (wait time.Duration, ok bool) 
 			continue
 		}
 		if s.lim != nil {
-			s.lim.AllowN(s.clock.Now(), 1)
+			s.lim.AllowN(s.base.Add(time.Duration(now)), 1)
 		}
 		s.busy[e.ip] = nil
 		e.state = stInFlight
@@ -744,10 +749,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	timer := s.clock.NewTimer(time.Hour)
 	sightings := s.cfg.Sightings
 	for ctx.Err() == nil {
-		wait, ok := s.dispatch(sessCtx)
+		next, ok := s.dispatch(sessCtx)
 		timer.Stop()
 		if ok {
-			timer.Reset(wait)
+			timer.ResetAt(next)
 		}
 		select {
 		case <-ctx.Done():

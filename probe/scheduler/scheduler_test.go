@@ -236,8 +236,8 @@ func TestRevisitAfterDelay(t *testing.T) {
 			l := h.stepOne(ap("10.0.0.1:1"))
 			h.clk.Advance(7 * time.Second) // a long session: the delay counts from its end
 			h.finish(l, probe.OutcomeOK, pieces(1))
-			wait, ok := h.s.dispatch(context.Background())
-			if !ok || wait != delay {
+			next, ok := h.s.dispatch(context.Background())
+			if wait := next.Sub(h.clk.Now()); !ok || wait != delay {
 				t.Fatalf("wait = %v (%v), want %v", wait, ok, delay)
 			}
 			h.clk.Advance(delay - time.Nanosecond)
@@ -604,7 +604,8 @@ func TestDialRate(t *testing.T) {
 	if n := len(h.step()); n != 1 {
 		t.Fatalf("launched %d, want 1", n)
 	}
-	wait, ok := h.s.dispatch(context.Background())
+	next, ok := h.s.dispatch(context.Background())
+	wait := next.Sub(h.clk.Now())
 	if !ok || wait <= 0 || wait > 501*time.Millisecond {
 		t.Fatalf("wait %v, want about 500ms", wait)
 	}
