@@ -105,7 +105,7 @@ func (c Curve) Crossing(threshold int, horizon time.Duration) (time.Duration, bo
 	if c.At(0) >= threshold || c.Interval <= 0 || threshold > c.Pieces {
 		return 0, false
 	}
-	tc := time.Duration(threshold-c.Start) * c.Interval // active time needed
+	tc := time.Duration(max(threshold-c.Start, 0)) * c.Interval // active time needed
 	if c.StallFor > 0 && tc > c.StallAt {
 		tc += c.StallFor
 	}

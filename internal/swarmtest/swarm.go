@@ -74,6 +74,9 @@ type Config struct {
 	Trackers []string `yaml:"trackers"`
 	// Clock defaults to the wall clock; tests inject a ManualClock.
 	Clock Clock `yaml:"-"`
+	// CurveFunc, if set, may replace a peer's drawn curve (tests that need
+	// exact scenarios); it is called once per peer during Start.
+	CurveFunc func(p *Peer) (Curve, bool) `yaml:"-"`
 }
 
 func (c Config) withDefaults() Config {
@@ -339,6 +342,12 @@ func (s *Swarm) build() error {
 			p.behaviour.IdleTimeout = 2 * time.Minute
 		}
 		s.shapeCurve(r, p)
+		if cfg.CurveFunc != nil {
+			if c, ok := cfg.CurveFunc(p); ok {
+				c.Pieces = t.Pieces
+				p.Curve = c
+			}
+		}
 		p.DialOut = cfg.DialOut != "" && p.Profile != Refuse && r.Float64() < cfg.DialOutFraction
 		s.peers = append(s.peers, p)
 		s.byTor[t.Index] = append(s.byTor[t.Index], p)

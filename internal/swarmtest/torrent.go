@@ -114,7 +114,13 @@ func splitFiles(r *rand.Rand, name string, pieces int, pieceLen int64) (files []
 			// A short tail, but never shorter than one byte of the last piece.
 			l -= r.Int64N(pieceLen)
 		}
-		files = append(files, fileSpec{path: []string{fmt.Sprintf("%s-part%d.bin", name, i)}, length: l})
+		path := []string{fmt.Sprintf("%s-part%d.bin", name, i)}
+		if nf == 1 {
+			// A single-file torrent's file is named by "name" in both the
+			// v1 and the v2 view.
+			path = []string{name}
+		}
+		files = append(files, fileSpec{path: path, length: l})
 		length += l
 	}
 	return files, length
