@@ -18,7 +18,8 @@ type AnnounceRequest struct {
 	Uploaded   int64
 	Downloaded int64
 	Left       int64
-	// Event is "", "started", "completed" or "stopped" (UDP 0..3 mapped to these names).
+	// Event is "", "started", "completed", "stopped" (UDP 0..3 mapped to these names) or
+	// "paused" (BEP 21, HTTP only).
 	Event string
 	// NumWant is -1 when the client sent none (HTTP) or sent -1 (UDP default).
 	NumWant int
@@ -30,11 +31,16 @@ type AnnounceRequest struct {
 	TrackerID string // HTTP trackerid
 	// IP is the HTTP ip parameter as sent, or the UDP IP field in dotted form ("" when 0).
 	IP string
+	// IPv4 and IPv6 are the HTTP ipv4 and ipv6 parameters as sent (BEP 7).
+	IPv4, IPv6 string
+	// URLData is the BEP 41 URLData of a UDP announce (path and query of the announce URL),
+	// concatenated from its options.
+	URLData string
 	// Unknown lists query parameter names the tracker does not know, in order (HTTP).
 	Unknown []string
 }
 
-var httpEvents = map[string]bool{"": true, "started": true, "completed": true, "stopped": true}
+var httpEvents = map[string]bool{"": true, "started": true, "completed": true, "stopped": true, "paused": true}
 
 // ParseAnnounceQuery parses the raw query string of an HTTP announce (BEP 3, 7, 23). It is
 // strict so that tests catch a client that sends something a real tracker would misread:
@@ -92,7 +98,7 @@ func ParseAnnounceQuery(rawQuery string) (AnnounceRequest, error) {
 			}
 		case "event":
 			if !httpEvents[val] {
-				return req, fmt.Errorf("event: want started, completed, stopped or empty, got %q", val)
+				return req, fmt.Errorf("event: want started, completed, stopped, paused or empty, got %q", val)
 			}
 			req.Event = val
 		case "numwant":
@@ -118,6 +124,10 @@ func ParseAnnounceQuery(rawQuery string) (AnnounceRequest, error) {
 			req.TrackerID = val
 		case "ip":
 			req.IP = val
+		case "ipv4":
+			req.IPv4 = val
+		case "ipv6":
+			req.IPv6 = val
 		default:
 			req.Unknown = append(req.Unknown, key)
 		}
@@ -186,6 +196,34 @@ type UDPRequest struct {
 	InfoHashes    [][20]byte      // for ActionScrape
 }
 
+// parseOptions reads BEP 41 options after the announce: 0 ends them, 1 is a no-op, 2 carries a
+// length byte and that much URL data. An unknown option type ends parsing (its length is not
+// known, so nothing after it can be read) without failing the announce.
+func parseOptions(b []byte) (string, error) {
+	var data []byte
+	for i := 0; i < len(b); {
+		switch b[i] {
+		case 0:
+			return string(data), nil
+		case 1:
+			i++
+		case 2:
+			if i+1 >= len(b) {
+				return "", fmt.Errorf("BEP 41 URLData option at offset %d: no length byte", udpAnnounceLen+i)
+			}
+			n := int(b[i+1])
+			if i+2+n > len(b) {
+				return "", fmt.Errorf("BEP 41 URLData option at offset %d: length %d, only %d bytes left", udpAnnounceLen+i, n, len(b)-i-2)
+			}
+			data = append(data, b[i+2:i+2+n]...)
+			i += 2 + n
+		default:
+			return string(data), nil
+		}
+	}
+	return string(data), nil
+}
+
 // errShort marks a packet too short to carry a transaction ID: no error reply is possible.
 var errShort = errors.New("packet shorter than the 16-byte request header")
 
@@ -241,6 +279,11 @@ func ParseUDPRequest(b []byte) (UDPRequest, error) {
 			return r, errors.New("announce: port 0")
 		}
 		a.Compact = -1
+		data, err := parseOptions(b[udpAnnounceLen:])
+		if err != nil {
+			return r, fmt.Errorf("announce: %w", err)
+		}
+		a.URLData = data
 	case ActionScrape:
 		body := b[16:]
 		if len(body) == 0 || len(body)%20 != 0 || len(body)/20 > maxScrapeHashes {

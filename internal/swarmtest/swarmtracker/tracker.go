@@ -427,6 +427,14 @@ func (t *Tracker) Rejections() []Rejection {
 	return slices.Clone(t.rejected)
 }
 
+// ClearRecords forgets the recorded announces, scrapes and rejections (not the swarm, not
+// the counters), so a test can look at one phase at a time.
+func (t *Tracker) ClearRecords() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.announces, t.scrapes, t.rejected = nil, nil, nil
+}
+
 // Stats returns a snapshot of the counters.
 func (t *Tracker) Stats() Stats {
 	t.mu.Lock()

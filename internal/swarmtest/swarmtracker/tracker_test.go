@@ -316,7 +316,7 @@ func TestHTTPScrape(t *testing.T) {
 
 func TestHTTPRejects(t *testing.T) {
 	tr := start(t, Config{})
-	for _, q := range []string{"", "info_hash=abc", query(ihA, "port=1"), query(ihA, "event=paused")} {
+	for _, q := range []string{"", "info_hash=abc", query(ihA, "port=1"), query(ihA, "event=bogus")} {
 		status, body := get(t, tr.AnnounceURL()+"?"+q)
 		d := decodeDict(t, body)
 		if status != 400 || !strings.Contains(d["failure reason"].(string), "bad announce") {
@@ -498,7 +498,9 @@ func TestParseAnnounceQuery(t *testing.T) {
 		{"negative left", strings.Replace(query(ihA, ""), "left=3", "left=-1", 1), "left: want a non-negative"},
 		{"left not a number", strings.Replace(query(ihA, ""), "left=3", "left=1e9", 1), "left"},
 		{"duplicate", query(ihA, "port=2"), "port: given more than once"},
-		{"bad event", query(ihA, "event=paused"), "event"},
+		{"bad event", query(ihA, "event=bogus"), "event"},
+		{"paused event (BEP 21)", query(ihA, "event=paused"), ""},
+		{"BEP 7 ipv4 ipv6", query(ihA, "ipv4=127.0.0.1&ipv6=%3A%3A1"), ""},
 		{"empty event", query(ihA, "event="), ""},
 		{"bad compact", query(ihA, "compact=2"), "compact"},
 		{"bad numwant", query(ihA, "numwant=-5"), "numwant"},
@@ -849,4 +851,24 @@ func FuzzParseUDPRequest(f *testing.F) {
 			t.Errorf("action %d accepted", r.Action)
 		}
 	})
+}
+
+func TestUDPURLData(t *testing.T) {
+	tr := start(t, Config{})
+	c := dialUDP(t, tr.UDPAnnounceURL(), "")
+	id := c.connect()
+	p := c.announcePacket(id, ihA, 0, -1, 1)
+	p = append(p, 1, 2, 4, '/', 'a', 'n', 'n', 1, 2, 11, 'o', 'u', 'n', 'c', 'e', '?', 'k', '=', '%', '2', '0', 0, 2, 1, 'x')
+	if r := c.roundTrip(p, 5*time.Second); binary.BigEndian.Uint32(r) != ActionAnnounce {
+		t.Fatalf("reply %q", r)
+	}
+	if got := tr.Announces()[0].URLData; got != "/announce?k=%20" {
+		t.Errorf("URLData %q", got)
+	}
+	bad := append(c.announcePacket(id, ihA, 0, -1, 1), 2, 9, 'a')
+	expectUDPError(t, c.roundTrip(bad, 5*time.Second), c.tid, "URLData")
+	tr.ClearRecords()
+	if len(tr.Announces())+len(tr.Rejections())+len(tr.Scrapes()) != 0 {
+		t.Error("records not cleared")
+	}
 }
