@@ -129,7 +129,9 @@ func TestRunBoundsAndOneConnectionPerIP(t *testing.T) {
 		}
 		<-results
 	}
-	if st := s.Stats(); st.InFlight != 0 || st.SessionsStarted != ips*perIP || st.WaitingIP != 0 {
+	// OnResult runs before the slot is freed: wait for the last one.
+	eventually(t, func() bool { return s.Stats().InFlight == 0 })
+	if st := s.Stats(); st.SessionsStarted != ips*perIP || st.WaitingIP != 0 || st.Queued != ips*perIP {
 		t.Errorf("stats after all sessions: %+v", st)
 	}
 	cancel()

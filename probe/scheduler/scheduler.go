@@ -31,6 +31,7 @@ import (
 // Defaults for the zero fields of Config.
 const (
 	DefaultMaxInFlight   = 2000
+	DefaultNewHeadStart  = time.Minute
 	DefaultRevisitDelay  = 300 * time.Second
 	DefaultRetryBase     = 30 * time.Second
 	DefaultRetryMax      = 30 * time.Minute
@@ -85,7 +86,11 @@ type Config struct {
 	Logger   *slog.Logger
 	Clock    Clock // default RealClock
 
-	MaxInFlight  int           // sessions running at once
+	MaxInFlight int // sessions running at once
+	// NewHeadStart: a due never-contacted peer goes before due revisits and retries, unless
+	// they have been due for longer than this before it; so new peers come first, yet a
+	// steady stream of them cannot starve revisits. Negative: new first only on ties.
+	NewHeadStart time.Duration
 	RevisitDelay time.Duration // from the end of a session that reached the peer to the next
 	RetryBase    time.Duration // first retry delay after a failed contact; doubles each time
 	RetryMax     time.Duration // cap of the retry delay
@@ -233,6 +238,12 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	switch {
+	case cfg.NewHeadStart == 0:
+		cfg.NewHeadStart = DefaultNewHeadStart
+	case cfg.NewHeadStart < 0:
+		cfg.NewHeadStart = 0
 	}
 	if cfg.RevisitDelay == 0 {
 		cfg.RevisitDelay = DefaultRevisitDelay
@@ -634,13 +645,9 @@ func (s *Scheduler) dispatchLocked(ctx context.Context, now int64) (wait time.Du
 	}
 	wait, ok = time.Duration(s.nextSweep-now), true
 	for s.inFlight < s.cfg.MaxInFlight {
-		q := &s.newQ
-		i, has := q.top()
-		if !has || s.ents[i].due > now {
-			q = &s.revQ
-			if i, has = q.top(); !has || s.ents[i].due > now {
-				break
-			}
+		q, i, has := s.pick(now)
+		if !has {
+			break
 		}
 		if s.lim != nil && s.lim.TokensAt(s.base.Add(time.Duration(now))) < 1 {
 			need := (1 - s.lim.TokensAt(s.base.Add(time.Duration(now)))) / float64(s.lim.Limit())
@@ -680,6 +687,27 @@ func (s *Scheduler) dispatchLocked(ctx context.Context, now int64) (wait time.Du
 		}
 	}
 	return wait, ok
+}
+
+// pick chooses the queue to take the next due entry from: the new-peer one, unless the
+// earliest revisit has been due for longer than the new peer's head start.
+func (s *Scheduler) pick(now int64) (*queue, uint32, bool) {
+	ni, nok := s.newQ.top()
+	nok = nok && s.ents[ni].due <= now
+	ri, rok := s.revQ.top()
+	rok = rok && s.ents[ri].due <= now
+	switch {
+	case nok && rok:
+		if s.ents[ri].due < s.ents[ni].due-int64(s.cfg.NewHeadStart) {
+			return &s.revQ, ri, true
+		}
+		return &s.newQ, ni, true
+	case nok:
+		return &s.newQ, ni, true
+	case rok:
+		return &s.revQ, ri, true
+	}
+	return nil, 0, false
 }
 
 func (s *Scheduler) goSession(ctx context.Context, i uint32, t Target) {

@@ -208,23 +208,39 @@ func TestRejectedSightings(t *testing.T) {
 }
 
 func TestNewBeforeRevisit(t *testing.T) {
-	h := newHarness(t, Config{MaxInFlight: 1})
-	h.add(0, "10.0.0.1:1", discovery.SourceTracker)
-	l := h.stepOne(ap("10.0.0.1:1"))
-	h.finish(l, probe.OutcomeOK, pieces(10))
-	h.clk.Advance(DefaultRevisitDelay + time.Minute) // the revisit is overdue...
-	h.add(0, "10.0.0.2:1", discovery.SourceDHT)      // ...but a new peer goes first
-	h.add(0, "10.0.0.3:1", discovery.SourceDHT)
-	l = h.stepOne(ap("10.0.0.2:1"))
-	if l.t.Revisit {
-		t.Error("new peer marked as revisit")
-	}
-	h.finish(l, probe.OutcomeOK)
-	l = h.stepOne(ap("10.0.0.3:1"))
-	h.finish(l, probe.OutcomeOK)
-	l = h.stepOne(ap("10.0.0.1:1"))
-	if !l.t.Revisit || l.t.Attempt != 1 {
-		t.Errorf("revisit target: %+v", l.t)
+	for _, tc := range []struct {
+		name      string
+		headStart time.Duration
+		overdue   time.Duration // how long the revisit has been due when the new peer comes
+		newFirst  bool
+	}{
+		{"tie", -1, 0, true},
+		{"no head start", -1, time.Nanosecond, false},
+		{"within default head start", 0, DefaultNewHeadStart, true},
+		{"beyond default head start", 0, DefaultNewHeadStart + time.Second, false},
+		{"long head start", time.Hour, 50 * time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{MaxInFlight: 1, NewHeadStart: tc.headStart})
+			h.add(0, "10.0.0.1:1", discovery.SourceTracker)
+			l := h.stepOne(ap("10.0.0.1:1"))
+			h.finish(l, probe.OutcomeOK, pieces(10))
+			h.clk.Advance(DefaultRevisitDelay + tc.overdue)
+			h.add(0, "10.0.0.2:1", discovery.SourceDHT)
+			first, second := ap("10.0.0.2:1"), ap("10.0.0.1:1")
+			if !tc.newFirst {
+				first, second = second, first
+			}
+			l = h.stepOne(first)
+			if l.t.Revisit == tc.newFirst {
+				t.Errorf("first target %+v", l.t)
+			}
+			h.finish(l, probe.OutcomeOK)
+			l = h.stepOne(second)
+			if l.t.Revisit != tc.newFirst {
+				t.Errorf("second target %+v", l.t)
+			}
+		})
 	}
 }
 
