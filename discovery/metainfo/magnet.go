@@ -206,8 +206,8 @@ func parseBTMH(s string) (HashV2, error) {
 	if _, err := hex.Decode(h[:], []byte(s[4:])); err != nil {
 		return h, fmt.Errorf("btmh: invalid hex: %w", err)
 	}
-	if h.IsZero() {
-		return h, errors.New("btmh: all-zero hash")
+	if h.Truncate().IsZero() { // peers could not tell it from "no hash"
+		return h, errors.New("btmh: hash starts with 20 zero bytes")
 	}
 	return h, nil
 }
