@@ -261,9 +261,20 @@ type MagnetLine struct {
 	Magnet *Magnet
 }
 
+// LineError is a bad line of a magnet file.
+type LineError struct {
+	Name string // the file
+	Line int    // 1-based
+	Err  error
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.Name, e.Line, e.Err) }
+
+func (e *LineError) Unwrap() error { return e.Err }
+
 // ParseMagnets reads a magnet file: one URI a line, blank lines and lines starting with '#'
 // skipped. A bad line yields an error naming name and the line number and is skipped; the
-// other lines still load.
+// other lines still load. Every error is a *LineError.
 func ParseMagnets(data []byte, name string) ([]MagnetLine, []error) {
 	var (
 		out  []MagnetLine
@@ -276,7 +287,7 @@ func ParseMagnets(data []byte, name string) ([]MagnetLine, []error) {
 		}
 		m, err := ParseMagnet(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: %w", name, i+1, err))
+			errs = append(errs, &LineError{Name: name, Line: i + 1, Err: err})
 			continue
 		}
 		out = append(out, MagnetLine{Line: i + 1, Magnet: m})

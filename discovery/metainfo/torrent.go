@@ -306,9 +306,9 @@ func FromInfo(info []byte, m *Magnet) (*Torrent, error) {
 	if t.Name == "" {
 		t.Name = m.Name
 	}
-	tier := uniqueURLs(m.Trackers, nil)
-	for _, u := range tier {
-		t.Trackers = append(t.Trackers, []string{u})
+	// A magnet's tr parameters form one tier: any of them may be used.
+	if tier := uniqueURLs(m.Trackers, nil); len(tier) > 0 {
+		t.Trackers = [][]string{tier}
 	}
 	return t, nil
 }
