@@ -161,12 +161,18 @@ func (f *fakeHTTP) serve(w http.ResponseWriter, r *http.Request) {
 			h(w, r)
 			return
 		}
+		goodScrape(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func goodScrape(w http.ResponseWriter, r *http.Request) {
+	{
 		ih := r.URL.Query().Get("info_hash")
 		w.Write(mustBenc(map[string]any{"files": map[string]any{
 			ih: map[string]any{"complete": 3, "incomplete": 4, "downloaded": 5},
 		}}))
-	default:
-		http.NotFound(w, r)
 	}
 }
 
