@@ -507,26 +507,44 @@ func (t *Tracker) announce(req AnnounceRequest, proto Protocol, remote netip.Add
 		want = t.cfg.DefaultNumWant
 	}
 	want = min(want, t.cfg.MaxNumWant)
-	var cand []peerEntry
-	for _, list := range [][]peerEntry{tor.static, tor.announced} {
-		for _, p := range list {
-			if p.addr != self && keep(p.addr.Addr()) {
-				cand = append(cand, p)
-			}
-		}
-	}
-	// Partial Fisher-Yates: a uniform random subset, reproducible from Config.Seed.
-	n := min(want, len(cand))
-	for i := range n {
-		j := i + t.rng.IntN(len(cand)-i)
-		cand[i], cand[j] = cand[j], cand[i]
-	}
 	var r announceReply
 	r.complete, r.incomplete, _ = tor.counts()
-	r.peers = cand[:n]
+	r.peers = t.pick(tor, self, want, keep)
 	return r
 }
 
+// pick draws up to want peers uniformly without replacement, skipping the requester and the
+// families keep refuses. It walks a lazily shuffled index space (sparse Fisher-Yates), so the
+// cost grows with want, not with the swarm size; the draw is reproducible from Config.Seed.
+// Caller holds t.mu.
+func (t *Tracker) pick(tor *torrent, self netip.AddrPort, want int, keep func(netip.Addr) bool) []peerEntry {
+	total := len(tor.static) + len(tor.announced)
+	at := func(i int) peerEntry {
+		if i < len(tor.static) {
+			return tor.static[i]
+		}
+		return tor.announced[i-len(tor.static)]
+	}
+	moved := make(map[int]int, min(want, total))
+	slot := func(i int) int {
+		if v, ok := moved[i]; ok {
+			return v
+		}
+		return i
+	}
+	out := make([]peerEntry, 0, min(want, total))
+	for i := 0; i < total && len(out) < want; i++ {
+		j := i + t.rng.IntN(total-i)
+		vi, vj := slot(i), slot(j)
+		moved[j] = vi // slot i is never read again
+		p := at(vj)
+		if p.addr == self || !keep(p.addr.Addr()) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
 func (tor *torrent) update(self netip.AddrPort, req AnnounceRequest) {
 	i, ok := tor.index[self]
 	switch {
