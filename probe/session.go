@@ -1,0 +1,560 @@
+package probe
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/btda/btda/discovery"
+	"github.com/btda/btda/discovery/metainfo"
+	"github.com/btda/btda/probe/wire"
+)
+
+// PeerIDPrefix starts every btda peer_id (Azureus style): an honest, stable client
+// identity rather than an impersonation of a real client.
+const PeerIDPrefix = "-DA0001-"
+
+// SessionConfig configures probe sessions, active and passive. Zero fields take the
+// defaults in the comments.
+type SessionConfig struct {
+	PeerID     [20]byte // ours; zero: PeerIDPrefix plus 12 random characters
+	Version    string   // sent as `v` = "btda <Version>"; "" sends "btda dev"
+	ListenPort uint16   // sent as `p` in our extension handshake; 0 leaves it out
+
+	DialTimeout      time.Duration // TCP connect; default 5 s
+	HandshakeTimeout time.Duration // connect → the peer's complete BEP 3 handshake; default 5 s
+	QuietWindow      time.Duration // end the session after this long without a message; default 6 s
+	SessionCap       time.Duration // hard cap on one session after connect; default 30 s
+	MaxMessages      int           // message cap per session; default 256
+
+	SendInterested bool          // send `interested` after the handshakes (keeps libtorrent/aria2 from idling us out)
+	KeepAlive      time.Duration // send a keep-alive after this long without writing; 0: never
+
+	MaxPEX int // PEX peers kept per session; default 500
+
+	// Dial replaces net.Dialer.DialContext (tests, proxies). It must honour ctx.
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	Logger *slog.Logger // default: discard
+}
+
+func (c *SessionConfig) setDefaults() error {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.DialTimeout, 5*time.Second)
+	def(&c.HandshakeTimeout, 5*time.Second)
+	def(&c.QuietWindow, 6*time.Second)
+	def(&c.SessionCap, 30*time.Second)
+	if c.MaxMessages <= 0 {
+		c.MaxMessages = 256
+	}
+	if c.MaxPEX <= 0 {
+		c.MaxPEX = 500
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.PeerID == ([20]byte{}) {
+		const alnum = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		copy(c.PeerID[:], PeerIDPrefix)
+		var r [20]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return fmt.Errorf("peer id: %w", err)
+		}
+		for i := len(PeerIDPrefix); i < 20; i++ {
+			c.PeerID[i] = alnum[int(r[i])%len(alnum)]
+		}
+	}
+	if c.Dial == nil {
+		d := &net.Dialer{}
+		c.Dial = d.DialContext
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Target is one peer to probe for one torrent.
+type Target struct {
+	Torrent metainfo.Hash    // the wire info hash
+	Pieces  int              // the torrent's piece count (bitfield size)
+	Addr    netip.AddrPort   // where to dial
+	Source  discovery.Source // what led to it, copied into the Observation
+}
+
+// Prober runs probe sessions. It is safe for concurrent use: the caller bounds how many
+// sessions run at once (one goroutine each); per-session buffers come from a pool.
+type Prober struct {
+	cfg    SessionConfig
+	log    *slog.Logger
+	extMsg []byte // our extension handshake message, encoded once
+	pool   sync.Pool
+}
+
+// sessionBufs is the reusable memory of one session.
+type sessionBufs struct {
+	br   *bufio.Reader
+	dec  wire.Decoder
+	set  wire.PieceSet
+	hs   [wire.HandshakeLen]byte
+	wbuf []byte
+}
+
+// NewProber checks cfg, fills in defaults and prepares our handshake messages.
+func NewProber(cfg SessionConfig) (*Prober, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxMessages < 1 || cfg.QuietWindow <= 0 {
+		return nil, errors.New("probe: MaxMessages and QuietWindow must be positive")
+	}
+	ext := wire.ExtHandshake{M: wire.OurExtensions, V: "btda " + cfg.Version, P: int(cfg.ListenPort),
+		Reqq: -1, MetadataSize: -1, CompleteAgo: -1}
+	payload, err := wire.AppendExtHandshake(nil, ext)
+	if err != nil {
+		return nil, fmt.Errorf("probe: encoding our extension handshake: %w", err)
+	}
+	p := &Prober{cfg: cfg, log: cfg.Logger.With("component", "probe")}
+	p.extMsg = wire.AppendMessage(nil, wire.Message{Type: wire.Extended, ExtendedID: 0, Payload: payload})
+	p.pool.New = func() any { return &sessionBufs{br: bufio.NewReaderSize(nil, 4096)} }
+	return p, nil
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (p *Prober) Config() SessionConfig { return p.cfg }
+
+// Probe runs one complete session with cfg (see Prober.Probe). For many probes, build one
+// Prober and reuse it.
+func Probe(ctx context.Context, cfg SessionConfig, t Target) Observation {
+	p, err := NewProber(cfg)
+	if err != nil {
+		return Observation{Torrent: t.Torrent, Addr: t.Addr, Direction: Outgoing, Source: t.Source,
+			Start: time.Now(), Outcome: OutcomeLocalError, Err: err, CompleteAgo: -1}
+	}
+	return p.Probe(ctx, t)
+}
+
+// Probe dials t.Addr, exchanges handshakes and reads the peer's progress until it has been
+// quiet for the quiet window, or a cap is reached. It never fails: every ending is an
+// Outcome in the returned Observation. It returns early when ctx is done.
+func (p *Prober) Probe(ctx context.Context, t Target) Observation {
+	o := Observation{
+		Torrent: t.Torrent, Addr: t.Addr, ListenPort: t.Addr.Port(), Direction: Outgoing,
+		Source: t.Source, Start: time.Now(), NumPieces: t.Pieces, CompleteAgo: -1,
+	}
+	if t.Pieces <= 0 || t.Pieces > wire.MaxPieces || !t.Addr.IsValid() || t.Addr.Port() == 0 {
+		o.Outcome = OutcomeLocalError
+		o.Err = fmt.Errorf("probe: bad target %v with %d pieces", t.Addr, t.Pieces)
+		return o
+	}
+	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	conn, err := p.cfg.Dial(dctx, "tcp", t.Addr.String())
+	cancel()
+	o.Timings.Connect = time.Since(o.Start)
+	if err != nil {
+		o.Outcome, o.Err = dialOutcome(ctx, err), err
+		o.Timings.Total = o.Timings.Connect
+		return o
+	}
+	defer conn.Close()
+	p.run(ctx, conn, &o, nil)
+	return o
+}
+
+// dialOutcome maps a dial error to an Outcome.
+func dialOutcome(ctx context.Context, err error) Outcome {
+	var ne net.Error
+	switch {
+	case ctx.Err() != nil:
+		return OutcomeLocalError // we were told to stop; not the peer's fault
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return OutcomeRefused
+	case localErrno(err):
+		return OutcomeLocalError
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout(), errors.Is(err, syscall.ETIMEDOUT):
+		return OutcomeConnectTimeout
+	}
+	return OutcomeUnreachable
+}
+
+// localErrno reports errors that are our machine's fault: out of descriptors, buffers or
+// ephemeral ports.
+func localErrno(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.EADDRNOTAVAIL)
+}
+
+// session is the state of one running session.
+type session struct {
+	p       *Prober
+	conn    net.Conn
+	o       *Observation
+	b       *sessionBufs
+	end     time.Time // the session cap
+	wmu     sync.Mutex
+	lastW   time.Time
+	known   bool
+	haves   int  // have messages applied
+	bulk    bool // a bitfield or have_all arrived
+	peerMD  uint8
+	writeOK bool
+	ka      *time.Timer // keep-alive timer, guarded by wmu
+	done    bool        // the read loop ended; guarded by wmu
+}
+
+// run is the shared part of active and passive sessions: from a connected socket to a
+// finished Observation. For an incoming connection, peerHS is the handshake the listener
+// already read; for an outgoing one it is nil and run exchanges handshakes itself.
+func (p *Prober) run(ctx context.Context, conn net.Conn, o *Observation, peerHS *wire.Handshake) {
+	b := p.pool.Get().(*sessionBufs)
+	defer p.pool.Put(b)
+	b.br.Reset(conn)
+	defer b.br.Reset(nil) // do not keep the connection reachable from the pool
+	b.dec.Reset(b.br, o.NumPieces)
+	b.set.Reset(o.NumPieces)
+
+	// A done ctx closes the connection, which unblocks any read or write at once.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	s := &session{p: p, conn: conn, o: o, b: b, writeOK: true}
+	hsStart := time.Now()
+	s.end = hsStart.Add(p.cfg.SessionCap)
+	outcome, viol, err := s.handshake(ctx, peerHS)
+	if err == nil && outcome == 0 {
+		o.Timings.Handshake = time.Since(o.Start)
+		outcome, viol, err = s.read(ctx)
+	}
+	o.Outcome, o.Violation, o.Err = outcome, viol, err
+	if s.known {
+		o.Known = true
+		o.Bitfield = b.set.Clone()
+	}
+	o.Timings.Total = time.Since(o.Start)
+}
+
+func (s *session) handshake(ctx context.Context, peerHS *wire.Handshake) (Outcome, string, error) {
+	o, cfg := s.o, s.p.cfg
+	deadline := minTime(time.Now().Add(cfg.HandshakeTimeout), s.end)
+	if err := s.conn.SetDeadline(deadline); err != nil {
+		return OutcomeLocalError, "", err
+	}
+	ours := wire.Handshake{Reserved: wire.OurReserved, InfoHash: o.Torrent, PeerID: cfg.PeerID}
+	s.b.wbuf = wire.AppendHandshake(s.b.wbuf[:0], ours)
+	// Outgoing: we send first (the peer may wait for our info hash). Incoming: the
+	// listener has read theirs and checked the hash; we answer now.
+	if _, err := s.conn.Write(s.b.wbuf); err != nil {
+		return handshakeOutcome(ctx, err), "", err
+	}
+	var hs wire.Handshake
+	if peerHS != nil {
+		hs = *peerHS
+	} else {
+		var err error
+		hs, err = wire.ReadHandshake(s.b.br, s.b.hs[:])
+		if err != nil {
+			return handshakeOutcome(ctx, err), "", err
+		}
+		if metainfo.Hash(hs.InfoHash) != o.Torrent {
+			return OutcomeInfoHashMismatch, "", fmt.Errorf("peer answered for info hash %x", hs.InfoHash)
+		}
+	}
+	o.Flags.Extended, o.Flags.Fast, o.Flags.DHT = hs.Reserved.Extended(), hs.Reserved.Fast(), hs.Reserved.DHT()
+	o.Client.PeerID = hs.PeerID
+	o.Client.Family, o.Client.Version = DecodePeerID(hs.PeerID)
+
+	// What we say after the handshake: we never claim to be a seed (seed-seed links get
+	// closed, and some clients skip HAVEs for pieces we claim), so have_none with Fast and
+	// nothing without it; our extension handshake; optionally interested.
+	w := s.b.wbuf[:0]
+	if o.Flags.Fast {
+		w = wire.AppendMessage(w, wire.Message{Type: wire.HaveNone})
+	}
+	if o.Flags.Extended {
+		w = append(w, s.p.extMsg...)
+	}
+	if cfg.SendInterested {
+		w = wire.AppendMessage(w, wire.Message{Type: wire.Interested})
+	}
+	s.b.wbuf = w
+	if len(w) > 0 {
+		// A failed write is not the end: the peer may have sent its progress and closed;
+		// the read loop finds out what really happened.
+		if _, err := s.conn.Write(w); err != nil {
+			s.writeOK = false
+		}
+	}
+	s.lastW = time.Now()
+	return 0, "", nil
+}
+
+// handshakeOutcome maps an error before the handshake completed.
+func handshakeOutcome(ctx context.Context, err error) Outcome {
+	switch {
+	case ctx.Err() != nil:
+		return OutcomeLocalError
+	case errors.Is(err, wire.ErrNotBitTorrent):
+		return OutcomeNotBitTorrent
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return OutcomeHandshakeTimeout
+	case localErrno(err):
+		return OutcomeLocalError
+	}
+	return OutcomeReset // EOF, reset, broken pipe: the peer went away during the handshake
+}
+
+// read is the progress loop.
+func (s *session) read(ctx context.Context) (Outcome, string, error) {
+	cfg, o, b := s.p.cfg, s.o, s.b
+	last := time.Now()
+	if cfg.KeepAlive > 0 && cfg.KeepAlive < cfg.SessionCap {
+		s.wmu.Lock()
+		s.ka = time.AfterFunc(cfg.KeepAlive, s.keepAlive)
+		s.wmu.Unlock()
+		defer func() {
+			s.wmu.Lock()
+			s.done = true
+			s.ka.Stop()
+			s.wmu.Unlock()
+		}()
+	}
+	var m wire.Message
+	for {
+		deadline := minTime(last.Add(cfg.QuietWindow), s.end)
+		if err := s.conn.SetReadDeadline(deadline); err != nil {
+			return s.readEnd(ctx, err)
+		}
+		if err := b.dec.Next(&m); err != nil {
+			return s.readEnd(ctx, err)
+		}
+		now := time.Now()
+		if gap := now.Sub(last); gap > o.Timings.MaxGap {
+			o.Timings.MaxGap = gap
+		}
+		last = now
+		o.Messages++
+		if v := s.handle(&m, now); v != nil {
+			return OutcomeProtocolViolation, v.Kind, v
+		}
+		if o.Messages >= cfg.MaxMessages {
+			return OutcomeMessageCap, "", nil
+		}
+	}
+}
+
+// readEnd maps the error that ended the read loop.
+func (s *session) readEnd(ctx context.Context, err error) (Outcome, string, error) {
+	var v *wire.Violation
+	quietEnd := OutcomeNoProgress
+	closed := OutcomeClosedBeforeProgress
+	if s.known {
+		quietEnd, closed = OutcomeOK, OutcomeOK
+	}
+	switch {
+	case errors.As(err, &v):
+		return OutcomeProtocolViolation, v.Kind, err
+	case ctx.Err() != nil:
+		if s.known {
+			return OutcomeOK, "", nil
+		}
+		return OutcomeLocalError, "", ctx.Err()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if !time.Now().Before(s.end) {
+			return OutcomeMessageCap, "", nil
+		}
+		// Quiet window: the normal end. A message left half-read is dropped.
+		return quietEnd, "", nil
+	case err == io.EOF:
+		return closed, "", nil
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return OutcomeReset, "", err
+	case localErrno(err):
+		return OutcomeLocalError, "", err
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		if s.b.dec.Partial() {
+			return OutcomeReset, "", err
+		}
+		return closed, "", nil
+	}
+	return OutcomeReset, "", err
+}
+
+// handle applies one message. It returns a violation that ends the session.
+func (s *session) handle(m *wire.Message, now time.Time) *wire.Violation {
+	o, set := s.o, &s.b.set
+	switch m.Type {
+	case wire.Have:
+		s.haves++
+		set.Set(int(m.Index))
+		s.progress(now)
+	case wire.Bitfield:
+		s.bulk = true
+		if !s.known {
+			_ = set.Replace(m.Payload) // the decoder has checked the size and spare bits
+		} else if n := wire.Popcount(m.Payload); n < set.Count() {
+			// A later, smaller bitfield: the peer lost pieces (re-check, deleted files).
+			_ = set.Replace(m.Payload)
+			o.Flags.Regressed = true
+		} else {
+			// A later bitfield (aria2 resends whole bitfields) merges with the haves.
+			_ = set.Merge(m.Payload)
+		}
+		s.progress(now)
+	case wire.HaveAll:
+		s.bulk = true
+		set.SetAll()
+		s.progress(now)
+	case wire.HaveNone:
+		o.Flags.HaveNone = true
+		if set.Count() > 0 {
+			o.Flags.Regressed = true
+		}
+		set.ClearAll()
+		s.progress(now)
+	case wire.Extended:
+		return s.extended(m, now)
+	}
+	return nil
+}
+
+// progress records a progress message read at now.
+func (s *session) progress(now time.Time) {
+	o, n := s.o, s.b.set.Count()
+	if !s.known {
+		s.known = true
+		o.First = Point{Pieces: n, At: now}
+		o.Timings.FirstProgress = now.Sub(o.Start)
+	}
+	o.Last = Point{Pieces: n, At: now}
+	if s.b.set.Full() {
+		o.Flags.Seed = true
+	}
+	// BEP 16 super-seeders reveal a few pieces by HAVE after have_none (or nothing) and
+	// leave upload_only out; a real fresh leecher usually has more, or sends a bitfield.
+	o.Flags.SuperSeedSuspect = !s.bulk && s.haves > 0 && n <= 4 && !o.Flags.UploadOnly && !o.Flags.Seed
+}
+
+func (s *session) extended(m *wire.Message, now time.Time) *wire.Violation {
+	o := s.o
+	switch m.ExtendedID {
+	case 0:
+		h, err := wire.ParseExtHandshake(m.Payload)
+		if err != nil {
+			return asViolation(err)
+		}
+		o.Client.V = h.V
+		if h.UploadOnly {
+			o.Flags.UploadOnly = true
+			o.Flags.SuperSeedSuspect = false
+		}
+		o.Flags.ShareMode = o.Flags.ShareMode || h.ShareMode
+		if h.CompleteAgo >= 0 {
+			o.CompleteAgo = h.CompleteAgo
+		}
+		if o.Direction == Incoming && h.P > 0 {
+			o.ListenPort = uint16(h.P)
+		}
+		s.peerMD = uint8(h.M[wire.ExtMetadata])
+	case wire.OurMetadataID:
+		md, err := wire.ParseMetadataMsg(m.Payload)
+		if err != nil {
+			return asViolation(err)
+		}
+		if md.Type == wire.MetadataRequest && s.peerMD != 0 {
+			// We serve no metadata here: say so, so the peer asks someone else.
+			s.write(wire.Message{Type: wire.Extended, ExtendedID: s.peerMD,
+				Payload: wire.AppendMetadataMsg(nil, wire.MetadataMsg{Type: wire.MetadataReject, Piece: md.Piece})})
+		}
+	case wire.OurPEXID:
+		px, err := wire.ParsePEX(m.Payload)
+		if err != nil {
+			return asViolation(err)
+		}
+		room := s.p.cfg.MaxPEX - len(o.PEX)
+		if room > 0 {
+			o.PEX = append(o.PEX, px.Added[:min(room, len(px.Added))]...)
+		}
+	case wire.OurDontHaveID:
+		i, err := wire.ParseDontHave(m.Payload)
+		if err != nil {
+			return asViolation(err)
+		}
+		if uint64(i) >= uint64(o.NumPieces) {
+			return &wire.Violation{Kind: wire.KindDontHaveIndex, Detail: fmt.Sprintf("lt_donthave index %d, torrent has %d pieces", i, o.NumPieces)}
+		}
+		if s.known && s.b.set.Clear(int(i)) {
+			o.Flags.Regressed = true
+			s.progress(now)
+		}
+	}
+	// Other ids are extensions we did not announce; ignore them.
+	return nil
+}
+
+func asViolation(err error) *wire.Violation {
+	var v *wire.Violation
+	if errors.As(err, &v) {
+		return v
+	}
+	return &wire.Violation{Kind: "malformed", Detail: err.Error()}
+}
+
+// write sends one message, bounded by the session cap. Failures are ignored: the read
+// loop sees a broken connection too.
+func (s *session) write(m wire.Message) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if !s.writeOK {
+		return
+	}
+	s.b.wbuf = wire.AppendMessage(s.b.wbuf[:0], m)
+	_ = s.conn.SetWriteDeadline(minTime(time.Now().Add(s.p.cfg.HandshakeTimeout), s.end))
+	if _, err := s.conn.Write(s.b.wbuf); err != nil {
+		s.writeOK = false
+	}
+	s.lastW = time.Now()
+}
+
+// keepAlive runs on a timer while the session reads, so long listening sessions are not
+// dropped as idle (libtorrent: 120 s, rtorrent: 240 s without a read).
+func (s *session) keepAlive() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.done || !s.writeOK {
+		return
+	}
+	if since := time.Since(s.lastW); since < s.p.cfg.KeepAlive {
+		s.ka.Reset(s.p.cfg.KeepAlive - since) // we wrote something else meanwhile
+		return
+	}
+	var ka [4]byte
+	_ = s.conn.SetWriteDeadline(minTime(time.Now().Add(s.p.cfg.HandshakeTimeout), s.end))
+	if _, err := s.conn.Write(ka[:]); err != nil {
+		s.writeOK = false
+		return
+	}
+	s.lastW = time.Now()
+	s.ka.Reset(s.p.cfg.KeepAlive)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
