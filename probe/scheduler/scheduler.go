@@ -542,7 +542,7 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 		s.st.UnknownTorrent++
 		return
 	}
-	s.addPEX(obs, now)
+	s.addPEX(obs.Torrent, obs.PEX, now)
 	if obs.ListenPort == 0 || !obs.Outcome.Reached() {
 		return
 	}
@@ -577,9 +577,9 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 	s.result(i, obs, now)
 }
 
-func (s *Scheduler) addPEX(obs probe.Observation, now int64) {
-	for _, a := range obs.PEX {
-		s.add(discovery.Sighting{Torrent: obs.Torrent, Addr: a, Source: discovery.SourcePEX}, now)
+func (s *Scheduler) addPEX(torrent metainfo.Hash, pex []netip.AddrPort, now int64) {
+	for _, a := range pex {
+		s.add(discovery.Sighting{Torrent: torrent, Addr: a, Source: discovery.SourcePEX}, now)
 	}
 }
 
@@ -740,7 +740,7 @@ func (s *Scheduler) finish(i uint32, t Target, obs probe.Observation) {
 		s.free = append(s.free, i)
 	} else {
 		s.result(i, obs, now)
-		s.addPEX(obs, now)
+		s.addPEX(t.Torrent, obs.PEX, now) // the target's hash: a failed session may leave obs.Torrent empty
 	}
 	s.mu.Unlock()
 	s.signal()

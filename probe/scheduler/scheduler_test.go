@@ -54,6 +54,9 @@ func newHarness(t *testing.T, cfg Config) *harness {
 func (h *harness) step() []launch {
 	h.t.Helper()
 	h.s.dispatch(context.Background())
+	if err := h.s.check(); err != nil {
+		h.t.Fatal(err)
+	}
 	l := h.launched
 	h.launched = nil
 	return l
