@@ -170,4 +170,3 @@ func checkGoroutines(t *testing.T) {
 }
 
 func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
-

@@ -1,0 +1,222 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/btda/btda/discovery"
+	"github.com/btda/btda/discovery/metainfo"
+	"github.com/btda/btda/probe/wire"
+)
+
+// ListenerConfig configures the passive listener. Zero fields take the defaults noted.
+type ListenerConfig struct {
+	// Lookup routes an incoming handshake's info hash (v1, or a v2 hash truncated to 20
+	// bytes) to a watched torrent and returns its piece count. Required.
+	Lookup func(metainfo.Hash) (pieces int, ok bool)
+	// Deliver receives the Observation of every incoming session that got past routing.
+	// It is called from the session's goroutine and should not block for long. Required.
+	Deliver func(Observation)
+
+	HandshakeTimeout time.Duration // accept → the peer's complete handshake; default 5 s
+	MaxPerIP         int           // concurrent connections per remote IP; default 4
+	MaxTotal         int           // concurrent connections in all; default 2000
+	ShutdownTimeout  time.Duration // how long Serve lets running sessions finish; default 2 s
+	Logger           *slog.Logger  // default: the Prober's
+}
+
+// ListenerStats counts what the listener turned away. All counters only grow.
+type ListenerStats struct {
+	Accepted        uint64 // connections accepted
+	Sessions        uint64 // sessions started (a watched info hash)
+	UnknownInfoHash uint64 // closed at once: info hash not watched
+	OverPerIPCap    uint64 // closed at once: too many connections from that IP
+	OverTotalCap    uint64 // closed at once: too many connections in all
+	NotBitTorrent   uint64 // closed: garbage or an encrypted (MSE) handshake
+	HandshakeFailed uint64 // closed: timeout or disconnect before a complete handshake
+}
+
+// Listener accepts incoming peers and reads their progress like an active session.
+type Listener struct {
+	p   *Prober
+	cfg ListenerConfig
+	log *slog.Logger
+
+	mu    sync.Mutex
+	perIP map[netip.Addr]int
+	total int
+
+	accepted, sessions, unknown, overIP, overTotal, notBT, hsFailed atomic.Uint64
+}
+
+// NewListener returns a listener whose sessions run with p's configuration.
+func NewListener(p *Prober, cfg ListenerConfig) (*Listener, error) {
+	if p == nil || cfg.Lookup == nil || cfg.Deliver == nil {
+		return nil, errors.New("probe: NewListener needs a Prober, Lookup and Deliver")
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 5 * time.Second
+	}
+	if cfg.MaxPerIP <= 0 {
+		cfg.MaxPerIP = 4
+	}
+	if cfg.MaxTotal <= 0 {
+		cfg.MaxTotal = 2000
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 2 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = p.log
+	}
+	return &Listener{p: p, cfg: cfg, log: log.With("component", "probe_listener"), perIP: map[netip.Addr]int{}}, nil
+}
+
+// Stats returns the listener's counters.
+func (l *Listener) Stats() ListenerStats {
+	return ListenerStats{
+		Accepted: l.accepted.Load(), Sessions: l.sessions.Load(), UnknownInfoHash: l.unknown.Load(),
+		OverPerIPCap: l.overIP.Load(), OverTotalCap: l.overTotal.Load(), NotBitTorrent: l.notBT.Load(),
+		HandshakeFailed: l.hsFailed.Load(),
+	}
+}
+
+// Serve accepts on ln until ctx is done, then closes ln, gives running sessions up to
+// ShutdownTimeout to finish on their own, ends the rest, and returns once every one of
+// its goroutines has returned. It returns nil after ctx is done, or the accept error that
+// stopped it. Serve closes ln.
+func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
+	sctx, cancelSessions := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSessions()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	var wg sync.WaitGroup
+	defer func() {
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		t := time.NewTimer(l.cfg.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			cancelSessions() // closes every session's connection
+			<-done
+		}
+	}()
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if localErrno(err) || (errors.As(err, &ne) && ne.Timeout()) {
+				// Out of descriptors: wait a little rather than spin (bounded backoff).
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				l.log.Warn("accept failed; backing off", "err", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+					continue
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			ln.Close()
+			return fmt.Errorf("probe listener: accept: %w", err)
+		}
+		backoff = 0
+		l.accepted.Add(1)
+		ip := remoteAddr(conn).Addr()
+		if !l.admit(ip) {
+			conn.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			defer l.release(ip) // before the close, so a peer that sees it can reconnect
+			l.handle(sctx, conn)
+		}()
+	}
+}
+
+// admit counts a connection against the caps; excess is closed at once by the caller.
+func (l *Listener) admit(ip netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= l.cfg.MaxTotal {
+		l.overTotal.Add(1)
+		return false
+	}
+	if l.perIP[ip] >= l.cfg.MaxPerIP {
+		l.overIP.Add(1)
+		return false
+	}
+	l.total++
+	l.perIP[ip]++
+	return true
+}
+
+func (l *Listener) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+}
+
+func remoteAddr(c net.Conn) netip.AddrPort {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap
+}
+
+// handle reads the handshake, routes it, and runs the shared session code.
+func (l *Listener) handle(ctx context.Context, conn net.Conn) {
+	start := time.Now()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if err := conn.SetReadDeadline(start.Add(l.cfg.HandshakeTimeout)); err != nil {
+		l.hsFailed.Add(1)
+		return
+	}
+	var buf [wire.HandshakeLen]byte
+	hs, err := wire.ReadHandshake(conn, buf[:])
+	if err != nil {
+		if errors.Is(err, wire.ErrNotBitTorrent) {
+			l.notBT.Add(1)
+		} else {
+			l.hsFailed.Add(1)
+		}
+		return
+	}
+	pieces, ok := l.cfg.Lookup(metainfo.Hash(hs.InfoHash))
+	if !ok || pieces <= 0 || pieces > wire.MaxPieces {
+		// Not ours: close now rather than hold a slot (the 2015 tool held it for 6 s).
+		l.unknown.Add(1)
+		return
+	}
+	l.sessions.Add(1)
+	o := Observation{
+		Torrent: metainfo.Hash(hs.InfoHash), Addr: remoteAddr(conn), Direction: Incoming,
+		Source: discovery.SourceIncoming, Start: start, NumPieces: pieces, CompleteAgo: -1,
+	}
+	l.p.run(ctx, conn, &o, &hs)
+	l.cfg.Deliver(o)
+}
