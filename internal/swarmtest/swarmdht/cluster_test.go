@@ -44,7 +44,7 @@ func startCluster(t *testing.T, n int) *Cluster {
 }
 
 // freshNode is a client node, as btda would run, bootstrapped only from the cluster.
-func freshNode(t *testing.T, c *Cluster) *dht.Server {
+func freshNode(t testing.TB, c *Cluster) *dht.Server {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -73,7 +73,7 @@ func freshNode(t *testing.T, c *Cluster) *dht.Server {
 }
 
 // lookup runs a get_peers traversal (no announce, no scrape) and returns the peers found.
-func lookup(t *testing.T, s *dht.Server, ih [20]byte) (peers []netip.AddrPort, responders int) {
+func lookup(t testing.TB, s *dht.Server, ih [20]byte) (peers []netip.AddrPort, responders int) {
 	t.Helper()
 	a, err := s.AnnounceTraversal(ih)
 	if err != nil {

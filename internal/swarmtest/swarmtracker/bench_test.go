@@ -57,8 +57,7 @@ func BenchmarkUDPAnnounce(b *testing.B) {
 	}
 	defer tr.Close()
 	tr.SetPeers(ihA, v4Peers(benchPeers))
-	c := dialUDP(&testing.T{}, tr.UDPAnnounceURL(), "")
-	defer c.conn.Close()
+	c := dialUDP(b, tr.UDPAnnounceURL(), "")
 	id := c.connect()
 	b.ReportAllocs()
 	for b.Loop() {

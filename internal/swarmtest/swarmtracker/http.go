@@ -139,9 +139,10 @@ func (t *Tracker) httpFault(w http.ResponseWriter, r *http.Request, fault FaultM
 		defer timer.Stop()
 		select {
 		case <-r.Context().Done():
-			return true
+			return true // the client gave up; nobody reads a reply
 		case <-t.closing:
-			return true
+			// Returning would send an empty 200; drop the connection instead.
+			panic(http.ErrAbortHandler)
 		case <-timer.C:
 		}
 		return false

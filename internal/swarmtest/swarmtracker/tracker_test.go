@@ -454,6 +454,7 @@ func TestSlowReleasedByClose(t *testing.T) {
 		resp, err := noKeepAlive.Get(tr.AnnounceURL() + "?" + query(ihA, ""))
 		if err == nil {
 			resp.Body.Close()
+			t.Errorf("held request got a reply (status %d) when the tracker closed", resp.StatusCode)
 		}
 	})
 	for len(tr.Announces()) == 0 {
@@ -550,12 +551,12 @@ func FuzzParseAnnounceQuery(f *testing.F) {
 // --- UDP ---
 
 type udpClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *net.UDPConn
 	tid  uint32
 }
 
-func dialUDP(t *testing.T, trackerURL string, local string) *udpClient {
+func dialUDP(t testing.TB, trackerURL string, local string) *udpClient {
 	t.Helper()
 	u, err := url.Parse(trackerURL)
 	if err != nil {
