@@ -33,10 +33,11 @@ type CountryAgg struct {
 }
 
 // NetworkAgg counts peers and confirmed downloads of one network (ASN organisation or
-// registered domain) for the top-N table.
+// registered domain) for the top-N table. Signed, because a delta moves a peer from the
+// "unknown" network to its domain once reverse DNS answers.
 type NetworkAgg struct {
-	Peers     uint64
-	Confirmed uint64
+	Peers     int64
+	Confirmed int64
 }
 
 // Aggregates are the counters kept next to the peer records. The collector builds one per

@@ -351,7 +351,7 @@ func (t *Tx) AddAggregates(d *Aggregates) error {
 		}
 	}
 	for k, n := range d.Confirmed {
-		key := append(append(k.Torrent[:0:0], k.Torrent[:]...), code2(k.Country)+code2(k.Continent)...)
+		key := append(k.Torrent[:], code2(k.Country)+code2(k.Continent)...)
 		if err := addU64(t.confirmd, key, 0, 8, n); err != nil {
 			return err
 		}
@@ -376,7 +376,8 @@ func (t *Tx) AddAggregates(d *Aggregates) error {
 		if name == "" || len(name) > maxString {
 			return fmt.Errorf("network name of %d bytes", len(name))
 		}
-		if err := addU64(t.nets, []byte(name), 0, 16, a.Peers, a.Confirmed); err != nil {
+		// Two's-complement addition: a negative delta subtracts.
+		if err := addU64(t.nets, []byte(name), 0, 16, uint64(a.Peers), uint64(a.Confirmed)); err != nil {
 			return err
 		}
 	}
@@ -422,7 +423,7 @@ func (t *Tx) Aggregates() (*Aggregates, error) {
 		if len(v) != 16 {
 			return fmt.Errorf("network aggregate %q: value %d bytes, want 16", k, len(v))
 		}
-		a.Networks[string(k)] = NetworkAgg{Peers: binary.BigEndian.Uint64(v), Confirmed: binary.BigEndian.Uint64(v[8:])}
+		a.Networks[string(k)] = NetworkAgg{Peers: int64(binary.BigEndian.Uint64(v)), Confirmed: int64(binary.BigEndian.Uint64(v[8:]))}
 		return nil
 	})
 	if err != nil {
