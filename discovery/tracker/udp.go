@@ -92,11 +92,14 @@ func decodeUDPConnect(p []byte) (uint64, error) {
 // decodeUDPAnnounce reads an announce reply; peers are 6 bytes (IPv4 tracker socket) or
 // 18 bytes (IPv6) each. A trailing partial peer is an error.
 func decodeUDPAnnounce(p []byte, ipv6 bool) (*AnnounceResponse, error) {
+	if a, _, ok := udpHeader(p); ok && a != udpActAnnounce {
+		return nil, fmt.Errorf("announce reply with action %d", a)
+	}
+	if len(p) == 8 {
+		return nil, errors.New("empty announce reply (opentracker's answer for a torrent it does not track)")
+	}
 	if len(p) < 20 {
 		return nil, fmt.Errorf("announce reply of %d bytes, want at least 20", len(p))
-	}
-	if a := binary.BigEndian.Uint32(p); a != udpActAnnounce {
-		return nil, fmt.Errorf("announce reply with action %d", a)
 	}
 	r := &AnnounceResponse{
 		Interval: time.Duration(min(int64(binary.BigEndian.Uint32(p[8:])), maxIntervalSeconds)) * time.Second,
