@@ -21,6 +21,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/btda/btda/internal/swarmtest/swarmdht"
+	"github.com/btda/btda/internal/swarmtest/swarmtracker"
 )
 
 // Listen modes.
@@ -70,13 +73,31 @@ type Config struct {
 	ListenMode      string `yaml:"listen_mode"`
 	PerAddressLimit int    `yaml:"per_address_limit"`
 	SharedPorts     int    `yaml:"shared_ports"`
-	// Trackers are announce URLs written into the torrents and magnets.
+	// Trackers are extra announce URLs written into the torrents and
+	// magnets (the swarm's own tracker, if enabled, comes first).
 	Trackers []string `yaml:"trackers"`
+	// Tracker starts a loopback HTTP+UDP tracker (swarmtracker) that knows
+	// every peer; DHT starts a loopback DHT cluster (swarmdht) holding them.
+	Tracker TrackerConfig `yaml:"tracker"`
+	DHT     DHTConfig     `yaml:"dht"`
 	// Clock defaults to the wall clock; tests inject a ManualClock.
 	Clock Clock `yaml:"-"`
 	// CurveFunc, if set, may replace a peer's drawn curve (tests that need
 	// exact scenarios); it is called once per peer during Start.
 	CurveFunc func(p *Peer) (Curve, bool) `yaml:"-"`
+}
+
+// TrackerConfig configures the swarm's tracker.
+type TrackerConfig struct {
+	Enabled  bool          `yaml:"enabled"`
+	HTTPPort uint16        `yaml:"http_port"` // 0: picked
+	UDPPort  uint16        `yaml:"udp_port"`  // 0: picked
+	Interval time.Duration `yaml:"interval"`  // announce interval sent to clients (default 30 min)
+}
+
+// DHTConfig configures the swarm's DHT cluster.
+type DHTConfig struct {
+	Nodes int `yaml:"nodes"` // 0: no DHT
 }
 
 func (c Config) withDefaults() Config {
@@ -169,6 +190,9 @@ func (c Config) validate() error {
 			return fmt.Errorf("dialout: %s is not a loopback address; the swarm only talks to loopback", ap)
 		}
 	}
+	if c.DHT.Nodes < 0 || c.DHT.Nodes > swarmdht.MaxNodes {
+		return fmt.Errorf("dht.nodes: %d outside 0..%d", c.DHT.Nodes, swarmdht.MaxNodes)
+	}
 	return validateCountries(c.Countries)
 }
 
@@ -203,6 +227,9 @@ type Swarm struct {
 	conns     chan struct{} // semaphore of open connections
 	stats     stats
 	closeOnce sync.Once
+	tracker   *swarmtracker.Tracker
+	dht       *swarmdht.Cluster
+	announce  []string
 }
 
 // Start builds the swarm described by cfg and starts its peers. The swarm's
@@ -217,19 +244,43 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Swarm, error)
 	}
 	s := &Swarm{cfg: cfg, log: logger.With("component", "swarmtest"), clock: cfg.Clock,
 		conns: make(chan struct{}, cfg.MaxConns)}
-	if err := s.build(); err != nil {
-		return nil, fmt.Errorf("swarmtest: %w", err)
-	}
-	if cfg.Dir != "" {
-		if err := s.writeFiles(cfg.Dir); err != nil {
-			return nil, fmt.Errorf("swarmtest: %w", err)
-		}
-	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if err := s.listen(); err != nil {
+	fail := func(err error) (*Swarm, error) {
 		s.Close()
 		return nil, fmt.Errorf("swarmtest: %w", err)
 	}
+	if cfg.Tracker.Enabled {
+		// The tracker comes first: its URLs go into the torrent files.
+		tr, err := swarmtracker.Start(s.ctx, swarmtracker.Config{Seed: cfg.Seed, HTTPPort: cfg.Tracker.HTTPPort,
+			UDPPort: cfg.Tracker.UDPPort, Interval: cfg.Tracker.Interval, Logger: s.log})
+		if err != nil {
+			return fail(err)
+		}
+		s.tracker = tr
+		s.announce = append(s.announce, tr.AnnounceURL(), tr.UDPAnnounceURL())
+	}
+	s.announce = append(s.announce, cfg.Trackers...)
+	if err := s.build(); err != nil {
+		return fail(err)
+	}
+	if cfg.Dir != "" {
+		if err := s.writeFiles(cfg.Dir); err != nil {
+			return fail(err)
+		}
+	}
+	if err := s.listen(); err != nil {
+		return fail(err)
+	}
+	if cfg.DHT.Nodes > 0 {
+		bctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+		d, err := swarmdht.Start(bctx, cfg.DHT.Nodes, s.log)
+		cancel()
+		if err != nil {
+			return fail(err)
+		}
+		s.dht = d
+	}
+	s.publish()
 	s.start = s.clock.Now()
 	for _, l := range s.listeners {
 		s.wg.Add(1)
@@ -268,7 +319,7 @@ func (s *Swarm) build() error {
 	}
 	r.Shuffle(len(versions), func(i, j int) { versions[i], versions[j] = versions[j], versions[i] })
 	for i, v := range versions {
-		t, err := GenerateTorrent(rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)), i, v, cfg.Trackers)
+		t, err := GenerateTorrent(rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)), i, v, s.announce)
 		if err != nil {
 			return err
 		}
@@ -653,7 +704,8 @@ func (s *Swarm) Stats() Stats {
 		DialOuts: s.stats.dialOuts.Load(), DialFailures: s.stats.dialFailures.Load()}
 }
 
-// Close stops every listener and connection and waits for them.
+// Close stops every listener, connection, the tracker and the DHT, and
+// waits for them.
 func (s *Swarm) Close() error {
 	s.closeOnce.Do(func() {
 		if s.cancel != nil {
@@ -662,9 +714,59 @@ func (s *Swarm) Close() error {
 		for _, l := range s.listeners {
 			l.Close()
 		}
+		if s.tracker != nil {
+			s.tracker.Close()
+		}
+		if s.dht != nil {
+			s.dht.Close()
+		}
 		s.wg.Wait()
 	})
 	return nil
+}
+
+// publish gives the tracker and the DHT every peer of every torrent, under
+// each info hash a client may look it up by (v1, and truncated v2).
+func (s *Swarm) publish() {
+	if s.tracker == nil && s.dht == nil {
+		return
+	}
+	for _, t := range s.torrents {
+		addrs := make([]netip.AddrPort, 0, len(s.byTor[t.Index]))
+		complete := 0
+		for _, p := range s.byTor[t.Index] {
+			addrs = append(addrs, p.Addr)
+			if Progress(p, 0) == t.Pieces {
+				complete++
+			}
+		}
+		for _, h := range t.lookupHashes() {
+			if s.tracker != nil {
+				s.tracker.SetPeers(h, addrs)
+				s.tracker.SetScrape(h, complete, len(addrs)-complete, 0)
+			}
+			if s.dht != nil {
+				s.dht.Announce(h, addrs)
+			}
+		}
+	}
+}
+
+// Tracker returns the swarm's tracker, or nil if Config.Tracker is off.
+func (s *Swarm) Tracker() *swarmtracker.Tracker { return s.tracker }
+
+// DHT returns the swarm's DHT cluster, or nil if Config.DHT.Nodes is 0.
+func (s *Swarm) DHT() *swarmdht.Cluster { return s.dht }
+
+// AnnounceURLs are the tracker URLs written into the torrents and magnets.
+func (s *Swarm) AnnounceURLs() []string { return s.announce }
+
+// DHTNodes returns the DHT cluster's addresses (a client's bootstrap list).
+func (s *Swarm) DHTNodes() []netip.AddrPort {
+	if s.dht == nil {
+		return nil
+	}
+	return s.dht.Addrs()
 }
 
 // writeFiles writes torrents/, magnets.txt and the GeoIP databases.
@@ -679,7 +781,7 @@ func (s *Swarm) writeFiles(dir string) error {
 		if err := os.WriteFile(path, t.File, 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
-		magnets = append(magnets, t.Magnet(s.cfg.Trackers)+"\n"...)
+		magnets = append(magnets, t.Magnet(s.announce)+"\n"...)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "magnets.txt"), magnets, 0o644); err != nil {
 		return fmt.Errorf("write magnets.txt: %w", err)

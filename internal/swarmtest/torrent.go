@@ -80,6 +80,19 @@ func (t *Torrent) matches(h [20]byte) bool {
 	return t.HasV2() && [20]byte(t.InfoHashV2[:20]) == h
 }
 
+// lookupHashes are the 20-byte hashes trackers and the DHT know the torrent
+// by: the v1 hash and/or the truncated v2 hash (BEP 52).
+func (t *Torrent) lookupHashes() [][20]byte {
+	var out [][20]byte
+	if t.HasV1() {
+		out = append(out, t.InfoHashV1)
+	}
+	if t.HasV2() {
+		out = append(out, [20]byte(t.InfoHashV2[:20]))
+	}
+	return out
+}
+
 // shape draws a realistic piece count (log-uniform 50..20,000) and piece
 // length (power of two, 16 KiB..16 MiB, larger for larger torrents).
 func shape(r *rand.Rand) (pieces int, pieceLen int64) {

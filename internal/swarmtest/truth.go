@@ -86,6 +86,14 @@ type Truth struct {
 	Peers     []PeerTruth     `json:"peers"`
 	Crossings []CrossingCount `json:"crossings"` // counted crossings in Window, by torrent and country
 	Total     int             `json:"total_crossings"`
+	// Announce lists the tracker URLs in the torrents; DHTNodes the DHT
+	// cluster's bootstrap addresses; GeoIP the database paths (if written).
+	Announce []string `json:"announce,omitempty"`
+	DHTNodes []string `json:"dht_nodes,omitempty"`
+	GeoIP    struct {
+		City string `json:"city,omitempty"`
+		ASN  string `json:"asn,omitempty"`
+	} `json:"geoip"`
 }
 
 // PeerTruth computes one peer's truth with the given horizon.
@@ -124,7 +132,11 @@ func (s *Swarm) PeerTruth(p *Peer, horizon time.Duration) PeerTruth {
 // Truth returns the ground truth; crossings are counted inside w and the
 // per-peer curves are described up to w.To.
 func (s *Swarm) Truth(w Window) Truth {
-	tr := Truth{Start: s.start, Threshold: s.cfg.Threshold, Window: w}
+	tr := Truth{Start: s.start, Threshold: s.cfg.Threshold, Window: w, Announce: s.announce}
+	for _, a := range s.DHTNodes() {
+		tr.DHTNodes = append(tr.DHTNodes, a.String())
+	}
+	tr.GeoIP.City, tr.GeoIP.ASN = s.cityDB, s.asnDB
 	for _, t := range s.torrents {
 		tt := TorrentTruth{Index: t.Index, Name: t.Name, Version: string(t.Version), WireHash: t.WireHex(),
 			Pieces: t.Pieces, PieceLength: t.PieceLength, Length: t.Length, Peers: len(s.byTor[t.Index]),
