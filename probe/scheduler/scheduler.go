@@ -469,8 +469,9 @@ func (s *Scheduler) Add(sg discovery.Sighting) bool {
 }
 
 func (s *Scheduler) add(sg discovery.Sighting, now int64) bool {
-	if validSighting(sg.Addr, sg.Source) != nil {
+	if err := validSighting(sg.Addr, sg.Source); err != nil {
 		s.st.Rejected++
+		s.log.Debug("sighting rejected", "torrent", sg.Torrent, "err", err)
 		return false
 	}
 	ti, ok := s.torIdx[sg.Torrent]
@@ -547,8 +548,9 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 		return
 	}
 	addr := netip.AddrPortFrom(obs.Addr.Addr(), obs.ListenPort)
-	if validSighting(addr, discovery.SourceIncoming) != nil {
+	if err := validSighting(addr, discovery.SourceIncoming); err != nil {
 		s.st.Rejected++
+		s.log.Debug("incoming observation rejected", "torrent", obs.Torrent, "err", err)
 		return
 	}
 	s.st.Received[discovery.SourceIncoming]++
