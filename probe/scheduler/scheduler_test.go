@@ -647,3 +647,49 @@ func TestDueCount(t *testing.T) {
 		t.Errorf("known %d queued %d due %d in flight %d; want 20 19 18 1", st.Known, st.Queued, st.Due, st.InFlight)
 	}
 }
+
+func TestMaxPeers(t *testing.T) {
+	h := newHarness(t, Config{MaxPeers: 2})
+	for i, want := range []bool{true, true, false, false} {
+		if got := h.add(0, fmt.Sprintf("10.0.0.%d:1", i+1), discovery.SourceTracker); got != want {
+			t.Errorf("peer %d: new = %v, want %v", i, got, want)
+		}
+	}
+	if h.add(0, "10.0.0.1:1", discovery.SourceDHT) { // known peers are still de-duplicated
+		t.Error("duplicate reported as new")
+	}
+	if st := h.s.Stats(); st.Known != 2 || st.DroppedFull != 2 {
+		t.Errorf("known %d, dropped %d; want 2, 2", st.Known, st.DroppedFull)
+	}
+}
+
+func TestObservedRevivesAndUnparks(t *testing.T) {
+	h := newHarness(t, Config{MaxRetries: -1})
+	in := func(addr string) probe.Observation {
+		a := ap(addr)
+		return probe.Observation{Torrent: hash(0), Addr: netip.AddrPortFrom(a.Addr(), 40000), ListenPort: a.Port(),
+			Direction: probe.Incoming, Outcome: probe.OutcomeNoProgress}
+	}
+	h.add(0, "10.0.0.1:1", discovery.SourceTracker) // will be given up
+	h.add(0, "10.0.0.2:1", discovery.SourceTracker) // in flight
+	h.add(1, "10.0.0.2:1", discovery.SourceTracker) // parked behind it (same IP)
+	l := h.step()
+	if len(l) != 2 || h.s.Stats().WaitingIP != 1 {
+		t.Fatalf("launched %v, stats %+v", targets(l), h.s.Stats())
+	}
+	for _, x := range l {
+		if x.t.Addr == ap("10.0.0.1:1") {
+			h.finish(x, probe.OutcomeRefused)
+		}
+	}
+	if h.s.Stats().GivenUp != 1 {
+		t.Fatal("not given up")
+	}
+	h.s.Observed(in("10.0.0.1:1")) // it connected to us: alive again, revisit later
+	o := in("10.0.0.2:1")
+	o.Torrent = hash(1)
+	h.s.Observed(o) // the parked entry was just contacted: no need to dial it now
+	if st := h.s.Stats(); st.GivenUp != 0 || st.WaitingIP != 0 || st.Queued != 2 || st.Due != 0 {
+		t.Errorf("after incoming contacts: %+v", st)
+	}
+}
