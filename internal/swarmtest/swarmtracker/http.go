@@ -69,11 +69,10 @@ func (t *Tracker) httpAnnounce(w http.ResponseWriter, r *http.Request, remote ne
 		// BEP 23 compact IPv4 in "peers", BEP 7 compact IPv6 in "peers6" (only when any).
 		var v4, v6 []byte
 		for _, p := range rep.peers {
-			b, _ := p.addr.MarshalBinary() // never fails for a valid AddrPort
 			if p.addr.Addr().Is4() {
-				v4 = append(v4, b...)
+				v4 = appendCompact(v4, p.addr)
 			} else {
-				v6 = append(v6, b...)
+				v6 = appendCompact(v6, p.addr)
 			}
 		}
 		d["peers"] = string(v4)

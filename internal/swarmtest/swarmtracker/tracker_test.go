@@ -120,11 +120,9 @@ func compactPeers(t *testing.T, s string, size int) []netip.AddrPort {
 	}
 	var out []netip.AddrPort
 	for i := 0; i < len(s); i += size {
-		var ap netip.AddrPort
-		if err := ap.UnmarshalBinary([]byte(s[i : i+size])); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ap)
+		// Decoded by hand per BEP 23: address bytes, then the port big-endian.
+		ip, _ := netip.AddrFromSlice([]byte(s[i : i+size-2]))
+		out = append(out, netip.AddrPortFrom(ip, binary.BigEndian.Uint16([]byte(s[i+size-2:i+size]))))
 	}
 	return out
 }
@@ -871,5 +869,18 @@ func TestUDPURLData(t *testing.T) {
 	tr.ClearRecords()
 	if len(tr.Announces())+len(tr.Rejections())+len(tr.Scrapes()) != 0 {
 		t.Error("records not cleared")
+	}
+}
+
+func TestCompactBytes(t *testing.T) {
+	tr := start(t, Config{})
+	tr.SetPeers(ihA, addrs(t, "127.1.0.1:6000", "[::1]:6001"))
+	_, body := get(t, tr.AnnounceURL()+"?"+query(ihA, "compact=1"))
+	d := decodeDict(t, body)
+	if want := "\x7f\x01\x00\x01\x17\x70"; d["peers"] != want {
+		t.Errorf("peers % x, want % x (port big-endian)", d["peers"], want)
+	}
+	if want := strings.Repeat("\x00", 15) + "\x01\x17\x71"; d["peers6"] != want {
+		t.Errorf("peers6 % x, want % x", d["peers6"], want)
 	}
 }

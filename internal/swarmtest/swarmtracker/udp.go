@@ -75,8 +75,7 @@ func (t *Tracker) handleUDP(pkt []byte, src netip.AddrPort, v6 bool) ([]byte, Fa
 		binary.BigEndian.PutUint32(b[12:], uint32(rep.incomplete))
 		binary.BigEndian.PutUint32(b[16:], uint32(rep.complete))
 		for _, p := range rep.peers {
-			pb, _ := p.addr.MarshalBinary()
-			b = append(b, pb...)
+			b = appendCompact(b, p.addr)
 		}
 		return b, fault
 	default: // ActionScrape; ParseUDPRequest admits nothing else
@@ -92,6 +91,13 @@ func (t *Tracker) handleUDP(pkt []byte, src netip.AddrPort, v6 bool) ([]byte, Fa
 		}
 		return b, fault
 	}
+}
+
+// appendCompact appends the BEP 23 / BEP 7 compact form: the 4 or 16 address bytes, then the
+// port big-endian. (netip.AddrPort.MarshalBinary puts the port little-endian: not this.)
+func appendCompact(b []byte, a netip.AddrPort) []byte {
+	b = append(b, a.Addr().AsSlice()...)
+	return binary.BigEndian.AppendUint16(b, a.Port())
 }
 
 func udpError(tid uint32, msg string) []byte {
