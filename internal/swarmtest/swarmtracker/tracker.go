@@ -28,6 +28,10 @@ type Config struct {
 	// DisableHTTP and DisableUDP leave one protocol out.
 	DisableHTTP, DisableUDP bool
 
+	// DropBadConnectionID drops UDP requests with an unknown or expired connection ID without a
+	// reply (as opentracker does) instead of answering with an error packet (as others do).
+	DropBadConnectionID bool
+
 	// Seed makes the peer subsets (and random fault bytes) reproducible.
 	Seed uint64
 	// Interval and MinInterval are sent in announce replies (default 30 min; MinInterval is

@@ -742,6 +742,21 @@ func TestUDPConnectionID(t *testing.T) {
 	}
 }
 
+func TestUDPDropBadConnectionID(t *testing.T) {
+	tr := start(t, Config{DropBadConnectionID: true})
+	c := dialUDP(t, tr.UDPAnnounceURL(), "")
+	if r := c.roundTrip(c.announcePacket(99, ihA, 0, -1, 1), 100*time.Millisecond); r != nil {
+		t.Errorf("reply to a bad connection ID: %x", r)
+	}
+	if rj := tr.Rejections(); len(rj) != 1 || !strings.Contains(rj[0].Err, "connection ID unknown") {
+		t.Errorf("rejections %+v", rj)
+	}
+	id := c.connect()
+	if r := c.roundTrip(c.announcePacket(id, ihA, 0, -1, 1), 5*time.Second); len(r) != 20 {
+		t.Errorf("good connection ID: reply %x", r)
+	}
+}
+
 func TestUDPBadRequests(t *testing.T) {
 	tr := start(t, Config{})
 	c := dialUDP(t, tr.UDPAnnounceURL(), "")

@@ -59,6 +59,9 @@ func (t *Tracker) handleUDP(pkt []byte, src netip.AddrPort, v6 bool) ([]byte, Fa
 	}
 	if err := t.checkConnID(req.ConnectionID, src.Addr(), now); err != nil {
 		t.reject(UDP, src, err)
+		if t.cfg.DropBadConnectionID {
+			return nil, FaultNone
+		}
 		return udpError(req.TransactionID, "swarmtracker: "+err.Error()), FaultNone
 	}
 	fault := t.Fault()
