@@ -127,9 +127,9 @@ type Stats struct {
 	GivenUp   int // peers whose retries ran out (until a new sighting)
 
 	SessionsStarted  uint64
-	RetriesScheduled uint64 // failed contacts rescheduled with back-off
+	RetriesScheduled uint64 // failed contacts rescheduled with back-off (and local errors)
 	GaveUp           uint64 // peers given up after MaxRetries
-	Revived          uint64 // given-up peers revived by a new sighting
+	Revived          uint64 // given-up peers revived by a new sighting or an incoming contact
 	DeferredByIP     uint64 // dispatches deferred because the IP was busy
 	Evicted          uint64 // forgotten peers removed
 	Rejected         uint64 // invalid sightings (bad address, port 0, unknown source)
@@ -457,7 +457,8 @@ func validSighting(addr netip.AddrPort, src discovery.Source) error {
 }
 
 // Add records a sighting and reports whether it made a new entry (false: a duplicate of a
-// known peer, or a rejected sighting, counted in Stats).
+// known peer, or a rejected sighting, counted in Stats). An IPv4-mapped IPv6 address is
+// the IPv4 peer; a zone is dropped. sg.At is not used: the scheduler's clock times all.
 func (s *Scheduler) Add(sg discovery.Sighting) bool {
 	s.mu.Lock()
 	isNew := s.add(sg, s.now())
@@ -575,6 +576,7 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 		s.unwait(i)
 	case stGivenUp:
 		s.st.GivenUp--
+		s.st.Revived++
 	}
 	s.result(i, obs, now)
 }
