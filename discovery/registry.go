@@ -369,7 +369,9 @@ func (b *builder) addMagnet(origin string, m *metainfo.Magnet) {
 	}
 	e := &Entry{ID: m.Hash(), Magnet: m, Origin: origin, State: StatePendingMetadata}
 	for _, h := range m.Hashes() {
-		if t, ok := b.r.metadata[h]; ok {
+		// Metadata learned earlier, when it matches every hash this magnet names in full
+		// (the index is by the 20-byte wire hash only).
+		if t, ok := b.r.metadata[h]; ok && matches(m, t) {
 			e.Torrent, e.State = t, StateActive
 			break
 		}
@@ -381,6 +383,11 @@ func (b *builder) addMagnet(origin string, m *metainfo.Magnet) {
 	if e.Torrent != nil {
 		b.r.indexExtra(b.byHash, e)
 	}
+}
+
+func matches(m *metainfo.Magnet, t *metainfo.Torrent) bool {
+	return (m.InfoHashV1.IsZero() || m.InfoHashV1 == t.InfoHashV1) &&
+		(m.InfoHashV2.IsZero() || m.InfoHashV2 == t.InfoHashV2)
 }
 
 // Reload reads the watch list from src and replaces the current one. Inputs that cannot be

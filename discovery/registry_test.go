@@ -336,6 +336,26 @@ func TestRegistrySetMetadata(t *testing.T) {
 	if e, _ := r.Lookup(hybrid.InfoHashV2.Truncate()); e == nil || e.State != StateActive {
 		t.Error("metadata lost on reload")
 	}
+	// The same hybrid named by its btmh now: the learned metadata applies. A btmh that
+	// shares only the 20-byte prefix does not get it.
+	byV2 := (&metainfo.Magnet{InfoHashV2: hybrid.InfoHashV2}).String()
+	if _, _, err := r.Reload(ctx, WatchSources{Args: []string{byV2}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := r.Lookup(hybrid.InfoHashV1); e == nil || e.State != StateActive || e.Kind() != KindHybrid {
+		t.Errorf("btmh magnet did not get the learned metadata: %+v", e)
+	}
+	forged := hybrid.InfoHashV2
+	forged[31] ^= 1
+	if _, _, err := r.Reload(ctx, WatchSources{Args: []string{(&metainfo.Magnet{InfoHashV2: forged}).String()}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := r.Lookup(hybrid.InfoHashV2.Truncate()); e == nil || e.State != StatePendingMetadata {
+		t.Errorf("metadata applied to a different full v2 hash: %+v", e)
+	}
+	if _, _, err := r.Reload(ctx, WatchSources{Args: args}); err != nil {
+		t.Fatal(err)
+	}
 	// Dropped and re-added, the magnet starts over.
 	if _, _, err := r.Reload(ctx, WatchSources{Args: args[1:]}); err != nil {
 		t.Fatal(err)

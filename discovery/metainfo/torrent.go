@@ -81,8 +81,10 @@ type File struct {
 	Attr string
 }
 
-// PathString joins the path with "/" for display.
-func (f File) PathString() string { return strings.Join(f.Path, "/") }
+// PathString joins the path with "/" for display (invalid UTF-8 replaced).
+func (f File) PathString() string {
+	return strings.ToValidUTF8(strings.Join(f.Path, "/"), "\uFFFD")
+}
 
 // Torrent is a parsed metainfo: what btda needs to watch a swarm and what `btda inspect`
 // prints. Build one with Parse, Load or FromInfo; treat it as read-only afterwards.
@@ -341,14 +343,17 @@ func parseInfo(info []byte) (*Torrent, error) {
 	}
 	t.PieceLength = pl
 
-	if name, _, err := d.strField("info", "name"); err != nil {
+	// rawName is the single file's path as peers and the v2 file tree see it; Name is for
+	// display (name.utf-8 when given, never invalid UTF-8).
+	rawName, _, err := d.strField("info", "name")
+	if err != nil {
 		return nil, err
-	} else {
-		t.Name = name
 	}
+	t.Name = rawName
 	if utf8Name, ok, _ := d.strField("info", "name.utf-8"); ok && utf8Name != "" {
 		t.Name = utf8Name
 	}
+	t.Name = strings.ToValidUTF8(t.Name, "\uFFFD")
 	if priv, ok, err := d.intField("info", "private"); err != nil {
 		t.Warnings = append(t.Warnings, err.Error()+" (ignored)")
 	} else if ok {
@@ -371,7 +376,7 @@ func parseInfo(info []byte) (*Torrent, error) {
 	var v1Files, v2Files []File
 	var v1Pieces, v2Pieces int
 	if hasPieces {
-		if v1Files, v1Pieces, err = parseV1(d, t.Name, pl); err != nil {
+		if v1Files, v1Pieces, err = parseV1(d, rawName, pl); err != nil {
 			return nil, err
 		}
 		t.InfoHashV1 = t.InfoSHA1

@@ -473,3 +473,40 @@ func TestFromInfo(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func benchmarkParse(b *testing.B, name string) {
+	data, err := os.ReadFile(filepath.Join(corpusDir, name))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseV1(b *testing.B)     { benchmarkParse(b, "real/continuum.torrent") }
+func BenchmarkParseHybrid(b *testing.B) { benchmarkParse(b, "libtorrent/v2_hybrid.torrent") }
+
+func BenchmarkParseMagnet(b *testing.B) {
+	s := magnV1 + "&xt=urn:btmh:1220" + hexV2 + "&dn=name&tr=udp%3A%2F%2F127.0.0.1%3A6969&x.pe=127.0.0.1:6881"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseMagnet(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestItemLimit: a document of millions of tiny values is refused by the strict scan
+// before the decoder builds them.
+func TestItemLimit(t *testing.T) {
+	data := "d4:infol" + strings.Repeat("le", MaxItems) + "ee"
+	_, err := Parse([]byte(data))
+	if err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("err = %v", err)
+	}
+}
