@@ -35,7 +35,8 @@ func (t *Tracker) httpAnnounce(w http.ResponseWriter, r *http.Request, remote ne
 		return
 	}
 	fault := t.Fault()
-	rep := t.announce(req, HTTP, remote, fault, func(netip.Addr) bool { return true })
+	rec := Announce{AnnounceRequest: req, Protocol: HTTP, Remote: remote, Fault: fault, Path: r.URL.Path, UserAgent: r.UserAgent()}
+	rep := t.announce(rec, func(netip.Addr) bool { return true })
 	t.log.Debug("http announce", "remote", remote, "event", req.Event, "left", req.Left, "fault", fault, "peers", len(rep.peers))
 	if t.httpFault(w, r, fault) {
 		return
@@ -111,7 +112,14 @@ func (t *Tracker) httpScrape(w http.ResponseWriter, r *http.Request, remote neti
 func (t *Tracker) httpFault(w http.ResponseWriter, r *http.Request, fault FaultMode) bool {
 	switch fault {
 	case FaultFailureReason:
-		writeBencode(w, http.StatusOK, map[string]any{"failure reason": FailureReason})
+		d := map[string]any{"failure reason": FailureReason}
+		switch n := t.cfg.FailureRetryIn; {
+		case n > 0:
+			d["retry in"] = int64(n)
+		case n < 0:
+			d["retry in"] = "never"
+		}
+		writeBencode(w, http.StatusOK, d)
 	case FaultHTTP500:
 		http.Error(w, "swarmtracker: injected internal server error", http.StatusInternalServerError)
 	case FaultGarbage:

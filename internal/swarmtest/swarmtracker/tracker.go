@@ -41,6 +41,9 @@ type Config struct {
 	TrackerID string
 	// WarningMessage is sent as "warning message" when non-empty (HTTP).
 	WarningMessage string
+	// FailureRetryIn adds BEP 31 "retry in" to failure replies: minutes when > 0, "never"
+	// when < 0, nothing when 0.
+	FailureRetryIn int
 	// DefaultNumWant is used when the client sends no numwant or -1 (default 50); MaxNumWant
 	// caps any numwant (default 200).
 	DefaultNumWant, MaxNumWant int
@@ -78,6 +81,9 @@ type Announce struct {
 	Protocol Protocol
 	Remote   netip.AddrPort // source of the request
 	Fault    FaultMode      // fault mode the reply was subject to
+	// Path is the HTTP URL path (a passkey tracker's path must survive), or the UDP URLData.
+	Path      string
+	UserAgent string // HTTP User-Agent header
 }
 
 // Scrape is the record of one scrape received and parsed.
@@ -488,9 +494,11 @@ func (tor *torrent) counts() (complete, incomplete, downloaded int) {
 
 // announce records req, updates the swarm (only when the reply is a real answer) and picks the
 // peers to hand out. keep filters the address families the reply can carry.
-func (t *Tracker) announce(req AnnounceRequest, proto Protocol, remote netip.AddrPort, fault FaultMode, keep func(netip.Addr) bool) announceReply {
+func (t *Tracker) announce(rec Announce, keep func(netip.Addr) bool) announceReply {
+	req, proto, remote, fault := rec.AnnounceRequest, rec.Protocol, rec.Remote, rec.Fault
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	rec.At = t.cfg.Now()
 	tor := t.torrent(req.InfoHash)
 	if proto == HTTP {
 		tor.stats.HTTPAnnounces++
@@ -498,7 +506,7 @@ func (t *Tracker) announce(req AnnounceRequest, proto Protocol, remote netip.Add
 		tor.stats.UDPAnnounces++
 	}
 	if len(t.announces) < t.cfg.MaxRecords {
-		t.announces = append(t.announces, Announce{AnnounceRequest: req, At: t.cfg.Now(), Protocol: proto, Remote: remote, Fault: fault})
+		t.announces = append(t.announces, rec)
 	} else {
 		t.stats.NotRecorded++
 	}

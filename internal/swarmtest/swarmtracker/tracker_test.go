@@ -156,7 +156,8 @@ func TestHTTPAnnounceCompact(t *testing.T) {
 	a := rec[0]
 	want := AnnounceRequest{InfoHash: ihA, PeerID: pid, Port: 6881, Uploaded: 1, Downloaded: 2, Left: 3, Event: "started",
 		NumWant: 100, Compact: 1, Key: "k1", TrackerID: "abc", IP: "127.0.0.1", Unknown: []string{"foo"}}
-	if fmt.Sprint(a.AnnounceRequest) != fmt.Sprint(want) || a.Protocol != HTTP || a.Remote.Addr() != netip.MustParseAddr("127.0.0.1") {
+	if fmt.Sprint(a.AnnounceRequest) != fmt.Sprint(want) || a.Protocol != HTTP || a.Remote.Addr() != netip.MustParseAddr("127.0.0.1") ||
+		a.Path != "/announce" || !strings.HasPrefix(a.UserAgent, "Go-http-client") {
 		t.Errorf("recorded %+v\nwant %+v", a, want)
 	}
 	// The announcer joined the swarm: now 14 peers, 1 of them announced with left 3.
@@ -428,6 +429,18 @@ func TestHTTPFaults(t *testing.T) {
 				t.Errorf("recorded fault %v", last.Fault)
 			}
 		})
+	}
+}
+
+func TestFailureRetryIn(t *testing.T) {
+	for n, want := range map[int]any{0: nil, 5: int64(5), -1: "never"} {
+		tr := start(t, Config{FailureRetryIn: n})
+		tr.SetFault(FaultFailureReason)
+		_, body := get(t, tr.AnnounceURL()+"?"+query(ihA, ""))
+		if d := decodeDict(t, body); d["retry in"] != want || d["failure reason"] != FailureReason {
+			t.Errorf("FailureRetryIn %d: reply %q", n, body)
+		}
+		tr.Close()
 	}
 }
 
@@ -876,8 +889,8 @@ func TestUDPURLData(t *testing.T) {
 	if r := c.roundTrip(p, 5*time.Second); binary.BigEndian.Uint32(r) != ActionAnnounce {
 		t.Fatalf("reply %q", r)
 	}
-	if got := tr.Announces()[0].URLData; got != "/announce?k=%20" {
-		t.Errorf("URLData %q", got)
+	if got := tr.Announces()[0]; got.URLData != "/announce?k=%20" || got.Path != got.URLData {
+		t.Errorf("URLData %q, Path %q", got.URLData, got.Path)
 	}
 	bad := append(c.announcePacket(id, ihA, 0, -1, 1), 2, 9, 'a')
 	expectUDPError(t, c.roundTrip(bad, 5*time.Second), c.tid, "URLData")

@@ -69,7 +69,7 @@ func (t *Tracker) handleUDP(pkt []byte, src netip.AddrPort, v6 bool) ([]byte, Fa
 	case ActionAnnounce:
 		// Over IPv4 the reply carries 6-byte peers, over IPv6 18-byte peers (BEP 15).
 		keep := func(a netip.Addr) bool { return a.Is4() != v6 }
-		rep := t.announce(req.Announce, UDP, src, fault, keep)
+		rep := t.announce(Announce{AnnounceRequest: req.Announce, Protocol: UDP, Remote: src, Fault: fault, Path: req.Announce.URLData}, keep)
 		t.log.Debug("udp announce", "remote", src, "event", req.Announce.Event, "left", req.Announce.Left, "fault", fault, "peers", len(rep.peers))
 		b := make([]byte, 20, 20+18*len(rep.peers))
 		binary.BigEndian.PutUint32(b[0:], ActionAnnounce)
