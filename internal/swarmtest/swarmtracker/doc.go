@@ -13,9 +13,16 @@
 // unless compact=0, which gives the BEP 3 list of {"peer id", "ip", "port"} (no "peer id" with
 // no_peer_id=1). UDP replies carry IPv4 peers over IPv4 and IPv6 peers over IPv6.
 //
+// Records: Announces/AnnouncesFor give every parsed announce exactly as sent (left, event, key,
+// numwant, path, User-Agent, BEP 41 URLData, ...), so tests can assert what a client sent.
 // Requests the parser refuses (missing or malformed fields, a parameter given twice, an unknown
-// or expired UDP connection ID) get a failure reason (HTTP 400) or an error packet (UDP) and are
-// listed by Rejections.
+// or expired UDP connection ID) get a failure reason (HTTP 400) or an error packet (UDP; or no
+// reply with Config.DropBadConnectionID, as opentracker does) and are listed by Rejections.
+// UDP connection IDs are tied to the client IP and accepted for ConnectionIDLifetime (2 min).
+//
+// Compact peers put the port big-endian (netip.AddrPort.MarshalBinary would put it
+// little-endian); TestAnacrolixClientInterop checks the encoding against anacrolix/torrent's
+// tracker client.
 //
 // Fault modes (SetFault for announce and scrape, SetConnectFault for UDP connect):
 //

@@ -148,6 +148,7 @@ type Tracker struct {
 	log *slog.Logger
 
 	httpSrv  *http.Server
+	httpLns  []net.Listener
 	httpURL  string
 	httpURL6 string
 	udpConns []*net.UDPConn
@@ -249,6 +250,7 @@ func (t *Tracker) listen(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("swarmtracker: http listen on %s: %w", h, err)
 			}
+			t.httpLns = append(t.httpLns, ln)
 			url := "http://" + ln.Addr().String() + "/announce"
 			if i == 0 {
 				t.httpURL = url
@@ -322,6 +324,10 @@ func (t *Tracker) Close() {
 				t.httpSrv.Close()
 			}
 			cancel()
+		}
+		// Shutdown misses a listener whose Serve had not started yet (Start failing half-way).
+		for _, ln := range t.httpLns {
+			ln.Close()
 		}
 		for _, c := range t.udpConns {
 			c.Close()
