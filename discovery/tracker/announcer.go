@@ -39,7 +39,7 @@ func NewAnnouncer(cfg Config, reg prometheus.Registerer, out chan<- discovery.Si
 	if out == nil {
 		return nil, errors.New("tracker: NewAnnouncer needs a sightings channel")
 	}
-	m, err := NewMetrics(reg)
+	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +243,12 @@ func (a *Announcer) round(ctx context.Context, t TorrentInfo, rawURL string, st 
 		if resp.TrackerID != "" {
 			st.trackerID = resp.TrackerID
 		}
+	}
+	// Scrape when the tracker is reachable: after a timeout or connection failure a
+	// scrape would only wait as long again.
+	switch ReasonOf(res.AnnounceErr) {
+	case ReasonTimeout, ReasonConnection, ReasonCanceled:
+		return res
 	}
 	if ctx.Err() == nil && canScrape(rawURL) {
 		res.Scrape, res.ScrapeErr = c.scrape(ctx, rawURL, t.Hash, t.Label)

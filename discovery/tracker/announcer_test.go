@@ -368,7 +368,7 @@ func TestUDPRetransmit(t *testing.T) {
 		}
 		return [][]byte{good}
 	})
-	m, _ := NewMetrics(nil)
+	m, _ := newMetrics(nil)
 	cfg := fastConfig(nil)
 	cfg.UDPBase = 30 * time.Millisecond
 	c := newCore(cfg, m)

@@ -30,6 +30,11 @@ type Config struct {
 
 	StopTimeout time.Duration // bound on the event=stopped round at shutdown; default 5 s
 
+	// MaxConcurrent bounds tracker requests in flight at once (all trackers, all
+	// torrents), so that a thousand torrents do not open ten thousand connections at
+	// start. Default 32.
+	MaxConcurrent int
+
 	Logger *slog.Logger // default: discard
 
 	// OnResult, if set, is called after every announce round of every tracker (from that
@@ -85,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 5 * time.Second
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = 32
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -17,14 +17,16 @@ type core struct {
 	cfg  Config
 	http *http.Client
 	udp  *udpClient
-	m    *Metrics
+	m    *metrics
 	log  *slog.Logger
+	sem  chan struct{} // request slots (Config.MaxConcurrent)
 }
 
-func newCore(cfg Config, m *Metrics) *core {
+func newCore(cfg Config, m *metrics) *core {
 	cfg = cfg.withDefaults()
 	cfg.Logger = cfg.Logger.With("component", "tracker")
-	return &core{cfg: cfg, http: newHTTPClient(cfg), udp: newUDPClient(cfg), m: m, log: cfg.Logger}
+	return &core{cfg: cfg, http: newHTTPClient(cfg), udp: newUDPClient(cfg), m: m, log: cfg.Logger,
+		sem: make(chan struct{}, cfg.MaxConcurrent)}
 }
 
 func (c *core) close() {
@@ -65,9 +67,25 @@ func (c *core) fail(label, kind, rawURL string, err error) *Error {
 	return te
 }
 
+// acquire takes a request slot; false if ctx ended first.
+func (c *core) acquire(ctx context.Context) bool {
+	select {
+	case c.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *core) release() { <-c.sem }
+
 // announce runs one announce against rawURL and records it.
 func (c *core) announce(ctx context.Context, rawURL string, r AnnounceRequest) (*AnnounceResponse, error) {
 	label := TrackerLabel(rawURL)
+	if !c.acquire(ctx) {
+		return nil, &Error{Reason: ReasonCanceled, Kind: KindAnnounce, URL: Redact(rawURL), Err: ctx.Err()}
+	}
+	defer c.release()
 	c.m.requests.WithLabelValues(label, KindAnnounce).Inc()
 	start := time.Now()
 	var resp *AnnounceResponse
@@ -104,6 +122,10 @@ func canScrape(rawURL string) bool {
 // scrape runs one scrape for t against rawURL, records it and sets the scrape gauges.
 func (c *core) scrape(ctx context.Context, rawURL string, h metainfo.Hash, infohash string) (*ScrapeResponse, error) {
 	label := TrackerLabel(rawURL)
+	if !c.acquire(ctx) {
+		return nil, &Error{Reason: ReasonCanceled, Kind: KindScrape, URL: Redact(rawURL), Err: ctx.Err()}
+	}
+	defer c.release()
 	c.m.requests.WithLabelValues(label, KindScrape).Inc()
 	start := time.Now()
 	var resp *ScrapeResponse

@@ -31,6 +31,22 @@ var testPeers = []netip.AddrPort{
 	netip.MustParseAddrPort("127.1.0.2:51413"),
 }
 
+// testPeers6 are what the good UDP fake hands out to an IPv6 client.
+var testPeers6 = []netip.AddrPort{
+	netip.MustParseAddrPort("[::1]:6881"),
+	netip.MustParseAddrPort("[fd00::2]:51413"),
+}
+
+func compact6(peers []netip.AddrPort) string {
+	var b []byte
+	for _, p := range peers {
+		a := p.Addr().As16()
+		b = append(b, a[:]...)
+		b = binary.BigEndian.AppendUint16(b, p.Port())
+	}
+	return string(b)
+}
+
 func compact4(peers []netip.AddrPort) string {
 	var b []byte
 	for _, p := range peers {
@@ -141,7 +157,7 @@ func newFakeHTTP(t testing.TB, ip string, announce func(w http.ResponseWriter, r
 
 func (f *fakeHTTP) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
-	case strings.HasPrefix(r.URL.Path, "/announce"):
+	case strings.Contains(r.URL.Path, "/announce"):
 		f.mu.Lock()
 		f.raw = append(f.raw, r.URL.RawQuery)
 		f.times = append(f.times, time.Now())
@@ -152,7 +168,7 @@ func (f *fakeHTTP) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Write(mustBenc(map[string]any{"interval": 0, "peers": compact4(testPeers)}))
-	case strings.HasPrefix(r.URL.Path, "/scrape"):
+	case strings.Contains(r.URL.Path, "/scrape"):
 		f.mu.Lock()
 		f.scrapes++
 		h := f.announce
@@ -293,7 +309,11 @@ func (f *fakeUDP) serve() {
 			good = binary.BigEndian.AppendUint32(good, 0) // interval
 			good = binary.BigEndian.AppendUint32(good, 7) // leechers
 			good = binary.BigEndian.AppendUint32(good, 2) // seeders
-			good = append(good, compact4(testPeers)...)
+			if from.Addr().Is6() {
+				good = append(good, compact6(testPeers6)...)
+			} else {
+				good = append(good, compact4(testPeers)...)
+			}
 		case udpActScrape:
 			f.scrapes++
 			good = binary.BigEndian.AppendUint32(good, 3) // seeders

@@ -12,8 +12,8 @@ const (
 	KindScrape   = "scrape"
 )
 
-// Metrics are the tracker client's Prometheus series.
-type Metrics struct {
+// metrics are the tracker client's Prometheus series.
+type metrics struct {
 	requests    *prometheus.CounterVec
 	failures    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -25,10 +25,10 @@ type Metrics struct {
 	downloaded  *prometheus.GaugeVec
 }
 
-// NewMetrics creates the series and registers them on reg (nil: not registered).
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+// newMetrics creates the series and registers them on reg (nil: not registered).
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "btda", "tracker"
-	m := &Metrics{
+	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "requests_total", Help: "Tracker requests made, by tracker host and kind (announce, scrape)."},
 			[]string{"tracker", "kind"}),
@@ -76,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // initTracker pre-creates the per-tracker series at zero.
-func (m *Metrics) initTracker(tracker string) {
+func (m *metrics) initTracker(tracker string) {
 	for _, kind := range []string{KindAnnounce, KindScrape} {
 		m.requests.WithLabelValues(tracker, kind)
 		m.duration.WithLabelValues(tracker, kind)
@@ -88,7 +88,7 @@ func (m *Metrics) initTracker(tracker string) {
 }
 
 // deleteScrape drops a removed torrent's scrape gauges.
-func (m *Metrics) deleteScrape(infohash, tracker string) {
+func (m *metrics) deleteScrape(infohash, tracker string) {
 	m.seeders.DeleteLabelValues(infohash, tracker)
 	m.leechers.DeleteLabelValues(infohash, tracker)
 	m.downloaded.DeleteLabelValues(infohash, tracker)

@@ -12,7 +12,7 @@ import (
 // btda cannot talk to come back with an AnnounceErr of reason "protocol". Metrics are
 // not registered anywhere.
 func AnnounceOnce(ctx context.Context, cfg Config, t TorrentInfo, scrape bool) []Result {
-	m, _ := NewMetrics(nil) // cannot fail without a registerer
+	m, _ := newMetrics(nil) // cannot fail without a registerer
 	c := newCore(cfg, m)
 	defer c.close()
 	urls, bad := TrackerURLs(t)

@@ -172,7 +172,7 @@ func TestOpentrackerInterop(t *testing.T) {
 				t.Errorf("scrape %+v, want %+v", *r.Scrape, want)
 			}
 			// Our stopped took us out of the swarm again.
-			m, _ := NewMetrics(nil)
+			m, _ := newMetrics(nil)
 			c := newCore(cfg, m)
 			defer c.close()
 			s, err := c.scrape(context.Background(), u, h, "")

@@ -187,6 +187,7 @@ func (m *udpMux) readLoop() {
 				return
 			}
 			m.logger.Debug("UDP tracker socket read error", "err", err)
+			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
 			continue
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
