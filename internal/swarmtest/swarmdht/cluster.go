@@ -54,9 +54,26 @@ type Cluster struct {
 	announces []AnnouncePeer
 }
 
+// Config sets up a Cluster.
+type Config struct {
+	// Nodes is the number of nodes (1..MaxNodes).
+	Nodes int
+	// DistinctIPs puts node i on 127.100.i.1 instead of all on 127.0.0.1, for clients whose
+	// routing tables keep one node per IP or per /24 (libtorrent's restrict_routing_ips).
+	DistinctIPs bool
+	// Logger receives the nodes' Info and higher messages (default: discard).
+	Logger *slog.Logger
+}
+
 // Start opens n nodes (1..MaxNodes) on 127.0.0.1, each on its own UDP port, and bootstraps each
 // from the others only (never from the public routers). ctx bounds the bootstrap.
 func Start(ctx context.Context, n int, logger *slog.Logger) (*Cluster, error) {
+	return StartConfig(ctx, Config{Nodes: n, Logger: logger})
+}
+
+// StartConfig is Start with the options of Config.
+func StartConfig(ctx context.Context, cfg Config) (*Cluster, error) {
+	n, logger := cfg.Nodes, cfg.Logger
 	if n < 1 || n > MaxNodes {
 		return nil, fmt.Errorf("swarmdht: %d nodes, want 1..%d", n, MaxNodes)
 	}
@@ -65,8 +82,12 @@ func Start(ctx context.Context, n int, logger *slog.Logger) (*Cluster, error) {
 	}
 	c := &Cluster{log: logger.With("component", "swarmdht")}
 	var lc net.ListenConfig
-	for range n {
-		pc, err := lc.ListenPacket(ctx, "udp4", "127.0.0.1:0")
+	for i := range n {
+		host := "127.0.0.1:0"
+		if cfg.DistinctIPs {
+			host = fmt.Sprintf("127.100.%d.1:0", i)
+		}
+		pc, err := lc.ListenPacket(ctx, "udp4", host)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("swarmdht: listen: %w", err)

@@ -156,6 +156,25 @@ func TestFreshNodeFindsAnnouncedPeers(t *testing.T) {
 	}
 }
 
+func TestDistinctIPs(t *testing.T) {
+	checkGoroutines(t)
+	c, err := StartConfig(t.Context(), Config{Nodes: 4, DistinctIPs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for i, a := range c.Addrs() {
+		if want := netip.AddrFrom4([4]byte{127, 100, byte(i), 1}); a.Addr() != want {
+			t.Errorf("node %d on %v, want %v", i, a, want)
+		}
+	}
+	ih := [20]byte{0xd1}
+	c.Announce(ih, []netip.AddrPort{netip.MustParseAddrPort("127.0.0.5:5")})
+	if got, _ := lookup(t, freshNode(t, c), ih); len(got) != 1 {
+		t.Errorf("found %v", got)
+	}
+}
+
 func TestRepliesCapValues(t *testing.T) {
 	c := startCluster(t, 1)
 	var many []netip.AddrPort
