@@ -288,6 +288,15 @@ func TestFaults(t *testing.T) {
 			case <-time.After(10 * time.Second):
 			}
 		}, reason: ReasonTimeout, log: "no reply within"},
+		{name: "not HTTP", http: func(w http.ResponseWriter, r *http.Request) {
+			c, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				panic(err)
+			}
+			buf.WriteString("SSH-2.0-OpenSSH_9.2\r\n\r\n")
+			buf.Flush()
+			c.Close()
+		}, reason: ReasonBadResponse, log: "malformed HTTP"},
 		{name: "UDP truncated", udp: udpFault(func(_, tid uint32, good []byte) [][]byte { return [][]byte{good[:5]} }),
 			reason: ReasonBadResponse, log: "5-byte packet"},
 		{name: "UDP short announce", udp: udpFault(func(_, tid uint32, good []byte) [][]byte { return [][]byte{good[:12]} }),

@@ -37,8 +37,8 @@ type Config struct {
 
 	Logger *slog.Logger // default: discard
 
-	// OnResult, if set, is called after every announce round of every tracker (from that
-	// tracker's goroutine; keep it quick).
+	// OnResult, if set, is called after every announce round of every tracker, from that
+	// tracker's goroutine: it may be called concurrently and should return quickly.
 	OnResult func(Result)
 }
 

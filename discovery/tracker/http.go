@@ -143,7 +143,14 @@ func httpGet(ctx context.Context, c *http.Client, cfg Config, u string) ([]byte,
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, withReason(ReasonTimeout, "no reply within %v", cfg.HTTPTimeout)
 		}
-		return nil, &reasonError{reason: classify(err), err: redactErr(err)}
+		r := classify(err)
+		switch {
+		case strings.Contains(err.Error(), "malformed HTTP"):
+			r = ReasonBadResponse // the peer speaks something, but not HTTP
+		case r == ReasonUnclassified:
+			r = ReasonConnection // transport trouble net/http does not type
+		}
+		return nil, &reasonError{reason: r, err: redactErr(err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, cfg.MaxBodyBytes+1))
