@@ -18,8 +18,13 @@ func FuzzDecoder(f *testing.F) {
 	f.Add(append(msgBytes(HaveAll), msgBytes(Have, u32(0)...)...), uint16(1))
 	f.Add(u32(0xFFFFFFFF), uint16(8))
 	f.Add(msgBytes(Piece, append(u32(0), u32(0)...)...), uint16(8))
+	f.Add(msgBytes(Bitfield, 0xFF, 0x01), uint16(0xFFFF))
 	f.Fuzz(func(t *testing.T, in []byte, n uint16) {
-		d := NewDecoder(bytes.NewReader(in), int(n))
+		pieces := int(n)
+		if n == 0xFFFF {
+			pieces = PiecesUnknown
+		}
+		d := NewDecoder(bytes.NewReader(in), pieces)
 		var m Message
 		for range 1000 {
 			err := d.Next(&m)
@@ -33,13 +38,13 @@ func FuzzDecoder(f *testing.F) {
 			if len(m.Payload) > DefaultMaxExtendedLen {
 				t.Fatalf("payload %d", len(m.Payload))
 			}
-			if m.Type == Bitfield {
-				if err := CheckBitfield(m.Payload, int(n)); err != nil {
+			if m.Type == Bitfield && pieces >= 0 {
+				if err := CheckBitfield(m.Payload, pieces); err != nil {
 					t.Fatal(err)
 				}
 			}
 			enc := AppendMessage(nil, m)
-			d2 := NewDecoder(bytes.NewReader(enc), int(n))
+			d2 := NewDecoder(bytes.NewReader(enc), pieces)
 			var m2 Message
 			if err := d2.Next(&m2); err != nil || m2.Type != m.Type || !bytes.Equal(m2.Payload, m.Payload) || m2.Index != m.Index {
 				t.Fatalf("re-decode %v: %+v vs %+v", err, m2, m)

@@ -111,7 +111,12 @@ type Decoder struct {
 	partial        bool
 }
 
-// NewDecoder returns a decoder for a torrent of numPieces pieces reading from r.
+// PiecesUnknown, as a decoder's piece count, accepts any bitfield up to MaxPieces and any
+// have index below MaxPieces: for magnet sessions before the metadata is known.
+const PiecesUnknown = -1
+
+// NewDecoder returns a decoder for a torrent of numPieces pieces (or PiecesUnknown)
+// reading from r.
 func NewDecoder(r io.Reader, numPieces int) *Decoder {
 	d := &Decoder{}
 	d.Reset(r, numPieces)
@@ -135,7 +140,7 @@ func (d *Decoder) Partial() bool { return d.partial }
 
 // maxLen is the largest length prefix any message type may have.
 func (d *Decoder) maxLen() int {
-	return max(d.maxExtendedLen, MaxPieceLen, 1+BitfieldLen(d.numPieces))
+	return max(d.maxExtendedLen, MaxPieceLen, 1+BitfieldLen(d.pieceLimit()))
 }
 
 // lenRange returns the largest and smallest acceptable length prefix for a message type
@@ -151,6 +156,9 @@ func (d *Decoder) lenRange(t Type) (lo, hi int, ok bool) {
 	case Port:
 		return 3, 3, true
 	case Bitfield:
+		if d.numPieces < 0 {
+			return 1, 1 + BitfieldLen(MaxPieces), true
+		}
 		n := 1 + BitfieldLen(d.numPieces)
 		return n, n, true
 	case Piece:
@@ -193,7 +201,7 @@ func (d *Decoder) Next(m *Message) error {
 		if lo == hi && t != Bitfield {
 			return violation(KindMessageSize, "%s with length %d, want %d", t, l, lo)
 		}
-		if t == Bitfield {
+		if t == Bitfield && d.numPieces >= 0 {
 			return violation(KindBitfieldSize, "bitfield of %d bytes for %d pieces, want %d", l-1, d.numPieces, BitfieldLen(d.numPieces))
 		}
 		return violation(KindLengthTooLarge, "%s with length %d, cap %d", t, l, hi)
@@ -217,8 +225,8 @@ func (d *Decoder) Next(m *Message) error {
 	switch t {
 	case Have, Suggest, AllowedFast:
 		m.Index = binary.BigEndian.Uint32(b)
-		if uint64(m.Index) >= uint64(d.numPieces) {
-			return violation(KindHaveIndex, "%s index %d, torrent has %d pieces", t, m.Index, d.numPieces)
+		if limit := d.pieceLimit(); uint64(m.Index) >= uint64(limit) {
+			return violation(KindHaveIndex, "%s index %d, torrent has %d pieces", t, m.Index, limit)
 		}
 	case Request, Cancel, Reject:
 		m.Index = binary.BigEndian.Uint32(b)
@@ -231,8 +239,10 @@ func (d *Decoder) Next(m *Message) error {
 	case Port:
 		m.Port = binary.BigEndian.Uint16(b)
 	case Bitfield:
-		if err := CheckBitfield(b, d.numPieces); err != nil {
-			return err
+		if d.numPieces >= 0 {
+			if err := CheckBitfield(b, d.numPieces); err != nil {
+				return err
+			}
 		}
 		m.Payload = b
 	case Extended:
@@ -240,6 +250,14 @@ func (d *Decoder) Next(m *Message) error {
 		m.Payload = b[1:]
 	}
 	return nil
+}
+
+// pieceLimit is the exclusive bound on piece indexes.
+func (d *Decoder) pieceLimit() int {
+	if d.numPieces < 0 {
+		return MaxPieces
+	}
+	return d.numPieces
 }
 
 func eofUnexpected(err error) error {

@@ -120,6 +120,29 @@ func TestDecoderStreamAndPartial(t *testing.T) {
 	}
 }
 
+func TestDecoderPiecesUnknown(t *testing.T) {
+	var in []byte
+	in = append(in, msgBytes(Bitfield, 0xFF, 0x01)...) // any size, spare bits unknowable
+	in = append(in, msgBytes(Have, u32(MaxPieces-1)...)...)
+	in = append(in, msgBytes(Have, u32(MaxPieces)...)...)
+	d := NewDecoder(bytes.NewReader(in), PiecesUnknown)
+	var m Message
+	if err := d.Next(&m); err != nil || m.Type != Bitfield || len(m.Payload) != 2 {
+		t.Fatalf("bitfield: %v %+v", err, m)
+	}
+	if err := d.Next(&m); err != nil || m.Index != MaxPieces-1 {
+		t.Fatalf("have: %v %+v", err, m)
+	}
+	var v *Violation
+	if err := d.Next(&m); !errors.As(err, &v) || v.Kind != KindHaveIndex {
+		t.Fatalf("have past MaxPieces: %v", err)
+	}
+	d.Reset(bytes.NewReader(append(u32(uint32(2+BitfieldLen(MaxPieces))), byte(Bitfield))), PiecesUnknown)
+	if err := d.Next(&m); !errors.As(err, &v) || v.Kind != KindLengthTooLarge {
+		t.Fatalf("huge bitfield: %v", err)
+	}
+}
+
 func TestHandshake(t *testing.T) {
 	h := Handshake{Reserved: OurReserved}
 	copy(h.InfoHash[:], "01234567890123456789")
