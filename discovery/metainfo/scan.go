@@ -23,6 +23,11 @@ type scanner struct {
 	items int
 	// infoStart/infoEnd is the span of the top-level "info" value, when present.
 	infoStart, infoEnd int
+	// strict is set while inside the info dictionary (or for a bare info dictionary):
+	// there a repeated key is an error, since it makes the hashed bytes ambiguous.
+	strict bool
+	// dupOutside counts repeated keys outside the info dictionary (tolerated).
+	dupOutside int
 }
 
 // syntaxError names the byte offset where the document went wrong.
@@ -39,23 +44,32 @@ func (s *scanner) fail(format string, args ...any) error {
 	return &syntaxError{Offset: s.pos, Msg: fmt.Sprintf(format, args...)}
 }
 
-// scanDocument checks that data is exactly one canonical bencode value: integers without
-// leading zeros or "-0", string lengths within the data, dictionary keys that are strings
-// and never repeated, nesting at most MaxNesting deep. It returns the span of the top-level
-// dictionary's "info" value (-1, -1 when there is none). Bytes after the first value are
-// refused unless allowTrailing; trailing is how many there were.
-func scanDocument(data []byte, allowTrailing bool) (infoStart, infoEnd, trailing int, err error) {
-	s := &scanner{data: data, infoStart: -1, infoEnd: -1}
+// scanResult is what scanDocument found.
+type scanResult struct {
+	infoStart, infoEnd int // span of the top-level "info" value; -1 when absent
+	trailing           int // bytes after the value
+	dupOutside         int // repeated keys outside the info dictionary
+}
+
+// scanDocument checks that data is one canonical bencode value: integers without leading
+// zeros or "-0", string lengths within the data, dictionary keys that are strings, nesting
+// at most MaxNesting deep. A repeated key is refused inside the info dictionary, and for
+// the "info" key itself; elsewhere it is counted. With bareInfo, data is an info dictionary
+// itself (BEP 9 metadata): every key is checked, and nothing may follow the value. Otherwise
+// trailing bytes are allowed and counted.
+func scanDocument(data []byte, bareInfo bool) (scanResult, error) {
+	s := &scanner{data: data, infoStart: -1, infoEnd: -1, strict: bareInfo}
+	fail := scanResult{infoStart: -1, infoEnd: -1}
 	if len(data) == 0 {
-		return -1, -1, 0, s.fail("empty input")
+		return fail, s.fail("empty input")
 	}
 	if err := s.value(0); err != nil {
-		return -1, -1, 0, err
+		return fail, err
 	}
-	if s.pos != len(data) && !allowTrailing {
-		return -1, -1, 0, s.fail("%d bytes of trailing data after the top-level value", len(data)-s.pos)
+	if s.pos != len(data) && bareInfo {
+		return fail, s.fail("%d bytes of trailing data after the top-level value", len(data)-s.pos)
 	}
-	return s.infoStart, s.infoEnd, len(data) - s.pos, nil
+	return scanResult{infoStart: s.infoStart, infoEnd: s.infoEnd, trailing: len(data) - s.pos, dupOutside: s.dupOutside}, nil
 }
 
 func (s *scanner) value(depth int) error {
@@ -137,16 +151,24 @@ func (s *scanner) dict(depth int) error {
 			last = key
 		} else {
 			if _, dup := seen[string(key)]; dup {
-				s.pos = keyAt
-				return s.fail("duplicate dictionary key %q", truncate(string(key), 40))
+				if s.strict || (depth == 0 && string(key) == "info") {
+					s.pos = keyAt
+					return s.fail("duplicate dictionary key %q", truncate(string(key), 40))
+				}
+				s.dupOutside++
 			}
 			seen[string(key)] = struct{}{}
 		}
 		valueAt := s.pos
+		isInfo := depth == 0 && !s.strict && string(key) == "info"
+		if isInfo {
+			s.strict = true
+		}
 		if err := s.value(depth + 1); err != nil {
 			return err
 		}
-		if depth == 0 && string(key) == "info" {
+		if isInfo {
+			s.strict = false
 			s.infoStart, s.infoEnd = valueAt, s.pos
 		}
 	}

@@ -230,10 +230,11 @@ func Parse(data []byte) (*Torrent, error) {
 	}
 	// Trailing bytes (often a newline) are ignored, as libtorrent does: the info bytes, and
 	// so the hashes, are unaffected.
-	start, end, trailing, err := scanDocument(data, true)
+	scan, err := scanDocument(data, false)
 	if err != nil {
 		return nil, err
 	}
+	start, end := scan.infoStart, scan.infoEnd
 	if data[0] != 'd' {
 		return nil, errors.New("torrent: top level is not a dictionary")
 	}
@@ -268,8 +269,11 @@ func Parse(data []byte) (*Torrent, error) {
 	if err := t.parseExtras(rest); err != nil {
 		return nil, err
 	}
-	if trailing > 0 {
-		t.Warnings = append(t.Warnings, fmt.Sprintf("%d bytes of trailing data after the torrent (ignored)", trailing))
+	if scan.trailing > 0 {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("%d bytes of trailing data after the torrent (ignored)", scan.trailing))
+	}
+	if scan.dupOutside > 0 {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("%d repeated dictionary keys outside the info dictionary (the last value is used)", scan.dupOutside))
 	}
 	return t, nil
 }
@@ -284,7 +288,7 @@ func FromInfo(info []byte, m *Magnet) (*Torrent, error) {
 	if len(info) > MaxInfoSize {
 		return nil, fmt.Errorf("metadata: %d bytes, more than the %d byte limit", len(info), MaxInfoSize)
 	}
-	if _, _, _, err := scanDocument(info, false); err != nil {
+	if _, err := scanDocument(info, true); err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	if !m.InfoHashV1.IsZero() && Hash(sha1.Sum(info)) != m.InfoHashV1 {

@@ -375,6 +375,7 @@ func TestBencodeStrictness(t *testing.T) {
 		{"info a list", "d4:infoli1eee", "info: want a dictionary"},
 		{"duplicate info", "d4:info" + info + "4:info" + info + "e", `duplicate dictionary key "info"`},
 		{"duplicate after unsorted", "d4:infod1:bi1e1:ai1e1:bi2eee", `duplicate dictionary key "b"`},
+		{"duplicate in nested info dict", "d4:infod1:ad1:xi1e1:xi2eeee", `duplicate dictionary key "x"`},
 		{"leading zero", "d4:infod1:ai01eee", "non-canonical integer"},
 		{"minus zero", "d4:infod1:ai-0eee", "non-canonical integer"},
 		{"plus sign", "d4:infod1:ai+1eee", "invalid integer"},
@@ -395,6 +396,24 @@ func TestBencodeStrictness(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestDuplicateKeysOutsideInfo: outside the info dictionary a repeated key is tolerated
+// (the last value wins, as in most decoders) and reported as a warning.
+func TestDuplicateKeysOutsideInfo(t *testing.T) {
+	info := string(enc(t, v1Info()))
+	data := "d7:comment1:a7:comment1:b4:info" + info + "e"
+	tor, err := Parse([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tor.Comment != "b" || len(tor.Warnings) != 1 || !strings.Contains(tor.Warnings[0], "1 repeated dictionary keys") {
+		t.Errorf("comment %q warnings %q", tor.Comment, tor.Warnings)
+	}
+	// The same repetition inside the info dictionary of BEP 9 metadata is refused.
+	if _, err := FromInfo([]byte("d1:ai1e1:ai1ee"), &Magnet{InfoHashV1: Hash{1}}); err == nil || !strings.Contains(err.Error(), "duplicate") {
+		t.Errorf("err = %v", err)
 	}
 }
 
