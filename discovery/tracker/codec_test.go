@@ -196,9 +196,18 @@ func TestDecodeHTTPScrape(t *testing.T) {
 func TestUDPCodec(t *testing.T) {
 	r := AnnounceRequest{Hash: testHash, Key: 0xCAFEBABE, Port: 65001, Left: 123456789012, Event: EventStopped}
 	copy(r.PeerID[:], "-BD0001-abcdefghijkl")
-	p := encodeUDPAnnounce(0x0102030405060708, 0x99, r)
+	p := encodeUDPAnnounce(0x0102030405060708, 0x99, r, "")
 	if len(p) != 98 {
 		t.Fatalf("announce is %d bytes", len(p))
+	}
+	long := "/announce?pk=" + strings.Repeat("x", 300)
+	if got := encodeUDPAnnounce(1, 2, r, long)[98:]; string(got) != "\x02\xff"+long[:255]+"\x02\x3a"+long[255:] {
+		t.Errorf("BEP 41 URLData options %q", got)
+	}
+	for in, want := range map[string]string{"udp://t:1/announce?pk=a%20b": "/announce?pk=a%20b", "udp://t:1": "", "udp://t:1/": "/"} {
+		if got := udpURLData(in); got != want {
+			t.Errorf("udpURLData(%q) = %q, want %q", in, got, want)
+		}
 	}
 	for _, c := range []struct {
 		name      string

@@ -37,9 +37,11 @@ func encodeUDPConnect(tid uint32) []byte {
 }
 
 // encodeUDPAnnounce builds the 98-byte announce request. IP is 0 (the tracker uses the
-// packet's source address); the port is packed unsigned.
-func encodeUDPAnnounce(connID uint64, tid uint32, r AnnounceRequest) []byte {
-	p := make([]byte, 98)
+// packet's source address); the port is packed unsigned. A non-empty urlData (the announce
+// URL's path and query, where private trackers put passkeys) follows as BEP 41 URLData
+// options, which trackers without BEP 41 ignore.
+func encodeUDPAnnounce(connID uint64, tid uint32, r AnnounceRequest, urlData string) []byte {
+	p := make([]byte, 98, 98+len(urlData)+2*(len(urlData)/255+1)+1)
 	binary.BigEndian.PutUint64(p[0:], connID)
 	binary.BigEndian.PutUint32(p[8:], udpActAnnounce)
 	binary.BigEndian.PutUint32(p[12:], tid)
@@ -57,7 +59,27 @@ func encodeUDPAnnounce(connID uint64, tid uint32, r AnnounceRequest) []byte {
 	}
 	binary.BigEndian.PutUint32(p[92:], uint32(numWant))
 	binary.BigEndian.PutUint16(p[96:], r.Port)
+	for len(urlData) > 0 {
+		n := min(len(urlData), 255)
+		p = append(p, 0x2, byte(n))
+		p = append(p, urlData[:n]...)
+		urlData = urlData[n:]
+	}
 	return p
+}
+
+// udpURLData is the BEP 41 URLData of a udp:// URL: its path and query, or "" when the
+// URL has neither.
+func udpURLData(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	d := u.EscapedPath()
+	if u.RawQuery != "" {
+		d += "?" + u.RawQuery
+	}
+	return d
 }
 
 // encodeUDPScrape builds a scrape request for one info hash.
@@ -428,9 +450,10 @@ func (c *udpClient) announce(ctx context.Context, rawURL string, r AnnounceReque
 	if err != nil {
 		return nil, err
 	}
+	urlData := udpURLData(rawURL)
 	var resp *AnnounceResponse
 	err = m.roundTrip(ctx, c.cfg, to, udpActAnnounce, func(tid uint32) []byte {
-		return encodeUDPAnnounce(id, tid, r)
+		return encodeUDPAnnounce(id, tid, r, urlData)
 	}, func(p []byte) error {
 		var err error
 		resp, err = decodeUDPAnnounce(p, to.Addr().Is6())
