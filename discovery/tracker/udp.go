@@ -434,8 +434,13 @@ func (c *udpClient) connID(ctx context.Context, m *udpMux, to netip.AddrPort) (u
 	return id, nil
 }
 
-// forget drops a cached connection id after a failure that may be due to it.
-func (c *udpClient) forget(to netip.AddrPort) {
+// forget drops a cached connection id after a failure that may be due to it: an error
+// reply or silence (opentracker drops requests with a stale id without a word). Our own
+// cancellation says nothing about the id.
+func (c *udpClient) forget(to netip.AddrPort, err error) {
+	if ReasonOf(err) == ReasonCanceled {
+		return
+	}
 	c.mu.Lock()
 	delete(c.conns, to)
 	c.mu.Unlock()
@@ -460,7 +465,7 @@ func (c *udpClient) announce(ctx context.Context, rawURL string, r AnnounceReque
 		return err
 	})
 	if err != nil {
-		c.forget(to)
+		c.forget(to, err)
 		return nil, err
 	}
 	return resp, nil
@@ -484,7 +489,7 @@ func (c *udpClient) scrape(ctx context.Context, rawURL string, h metainfo.Hash) 
 		return err
 	})
 	if err != nil {
-		c.forget(to)
+		c.forget(to, err)
 		return nil, err
 	}
 	return resp, nil
