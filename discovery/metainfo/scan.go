@@ -13,7 +13,7 @@ const (
 	// MaxNesting is the deepest list/dict nesting accepted (libtorrent's bdecode uses 100).
 	MaxNesting = 100
 	// MaxItems is the most bencode values one document may hold.
-	MaxItems = 4 << 20
+	MaxItems = 2 << 20
 )
 
 // scanner validates one bencode document.
