@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/btda/btda/discovery/metainfo"
 )
@@ -136,6 +137,20 @@ func (e *Entry) Trackers() [][]string {
 		return [][]string{e.Magnet.Trackers}
 	}
 	return nil
+}
+
+// MagnetSightings turns the magnet's x.pe peers given as IP literals into sightings of
+// source magnet, keyed by the entry's ID. Peers given by host name (Magnet.PeerHosts) are
+// left to the caller to resolve.
+func (e *Entry) MagnetSightings(at time.Time) []Sighting {
+	if e.Magnet == nil || len(e.Magnet.Peers) == 0 {
+		return nil
+	}
+	out := make([]Sighting, 0, len(e.Magnet.Peers))
+	for _, p := range e.Magnet.Peers {
+		out = append(out, Sighting{Torrent: e.ID, Addr: p, Source: SourceMagnet, At: at})
+	}
+	return out
 }
 
 // WatchSources says where the watch list comes from. Empty fields are skipped.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/btda/btda/discovery/metainfo"
 )
@@ -161,6 +162,14 @@ func TestRegistryLoad(t *testing.T) {
 	}
 	if tr := pending.Trackers(); len(tr) != 1 || tr[0][0] != "udp://127.0.0.1:6969" {
 		t.Errorf("magnet trackers %q", tr)
+	}
+	at := time.Unix(1700000000, 0)
+	sg := pending.MagnetSightings(at)
+	if len(sg) != 1 || sg[0].Torrent != pending.ID || sg[0].Addr.String() != "127.0.0.1:6881" || sg[0].Source != SourceMagnet || !sg[0].At.Equal(at) {
+		t.Errorf("magnet sightings %+v", sg)
+	}
+	if e1.MagnetSightings(at) != nil {
+		t.Error("sightings from an entry without magnet peers")
 	}
 
 	c := r.Counts()
