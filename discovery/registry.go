@@ -285,7 +285,7 @@ func (r *Registry) SetMetadata(h metainfo.Hash, info []byte) (*Entry, error) {
 	}
 	t, err := metainfo.FromInfo(info, e.Magnet)
 	if err != nil {
-		return nil, fmt.Errorf("registry: metadata for %s: %w", e.Label(), err)
+		return nil, fmt.Errorf("registry: %s: %w", e.Label(), err)
 	}
 	ne := &Entry{ID: e.ID, Torrent: t, Magnet: e.Magnet, Origin: e.Origin, State: StateActive}
 

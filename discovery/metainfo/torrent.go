@@ -289,14 +289,15 @@ func FromInfo(info []byte, m *Magnet) (*Torrent, error) {
 	if len(info) > MaxInfoSize {
 		return nil, fmt.Errorf("metadata: %d bytes, more than the %d byte limit", len(info), MaxInfoSize)
 	}
-	if _, err := scanDocument(info, true); err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
-	}
+	// Hashes first: bytes from a peer that do not match are refused before any parsing.
 	if !m.InfoHashV1.IsZero() && Hash(sha1.Sum(info)) != m.InfoHashV1 {
 		return nil, fmt.Errorf("metadata: SHA-1 %x does not match the magnet's btih %s", sha1.Sum(info), m.InfoHashV1)
 	}
 	if !m.InfoHashV2.IsZero() && HashV2(sha256.Sum256(info)) != m.InfoHashV2 {
 		return nil, fmt.Errorf("metadata: SHA-256 %x does not match the magnet's btmh %s", sha256.Sum256(info), m.InfoHashV2)
+	}
+	if _, err := scanDocument(info, true); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	t, err := parseInfo(bytes.Clone(info))
 	if err != nil {

@@ -1,6 +1,7 @@
 package metainfo
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
@@ -412,7 +413,8 @@ func TestDuplicateKeysOutsideInfo(t *testing.T) {
 		t.Errorf("comment %q warnings %q", tor.Comment, tor.Warnings)
 	}
 	// The same repetition inside the info dictionary of BEP 9 metadata is refused.
-	if _, err := FromInfo([]byte("d1:ai1e1:ai1ee"), &Magnet{InfoHashV1: Hash{1}}); err == nil || !strings.Contains(err.Error(), "duplicate") {
+	dup := []byte("d1:ai1e1:ai1ee")
+	if _, err := FromInfo(dup, &Magnet{InfoHashV1: sha1.Sum(dup)}); err == nil || !strings.Contains(err.Error(), "duplicate") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -488,7 +490,8 @@ func TestFromInfo(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 	// Trailing bytes change the hash; refuse them.
-	if _, err := FromInfo(append(info, 'x'), &Magnet{InfoHashV1: v1}); err == nil || !strings.Contains(err.Error(), "trailing") {
+	trailing := append(bytes.Clone(info), 'x')
+	if _, err := FromInfo(trailing, &Magnet{InfoHashV1: sha1.Sum(trailing)}); err == nil || !strings.Contains(err.Error(), "trailing") {
 		t.Errorf("err = %v", err)
 	}
 }
