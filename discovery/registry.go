@@ -158,6 +158,12 @@ type WatchSources struct {
 	TorrentDir string   // walked recursively for *.torrent files
 	MagnetFile string   // one magnet URI a line, '#' comments
 	Args       []string // each a .torrent path or a magnet URI
+	// Keep, when set, selects the torrents to watch (--shard k/n) by the primary hash of
+	// each input: a file's Torrent.Hash(), a magnet's Magnet.Hash(). Inputs it refuses are
+	// counted in LoadReport.Filtered. Every shard reads the same inputs, so each torrent
+	// lands in exactly one shard (a hybrid listed once by btih and once by btmh-only
+	// magnet could land in two).
+	Keep func(metainfo.Hash) bool
 }
 
 // LoadFailure is one input that could not be loaded.
@@ -171,6 +177,7 @@ type LoadReport struct {
 	Loaded     int // torrents in the new watch list
 	Failed     []LoadFailure
 	Duplicates []string // origins skipped because the same torrent was already listed
+	Filtered   int      // inputs left out by WatchSources.Keep
 }
 
 // Diff is what a reload changed, for the caller to start and stop work.
@@ -329,6 +336,7 @@ func (r *Registry) indexExtra(byHash map[metainfo.Hash]*Entry, e *Entry) {
 // builder collects a new watch list.
 type builder struct {
 	r       *Registry
+	keep    func(metainfo.Hash) bool
 	byHash  map[metainfo.Hash]*Entry
 	entries []*Entry
 	report  LoadReport
@@ -358,6 +366,10 @@ func (b *builder) add(e *Entry) {
 
 // addFile adds a parsed .torrent file. A second file for the same torrent is a duplicate.
 func (b *builder) addFile(origin string, t *metainfo.Torrent) {
+	if b.keep != nil && !b.keep(t.Hash()) {
+		b.report.Filtered++
+		return
+	}
 	for _, w := range t.Warnings {
 		b.r.log.Warn("torrent file warning", "origin", origin, "warning", w)
 	}
@@ -372,6 +384,10 @@ func (b *builder) addFile(origin string, t *metainfo.Torrent) {
 // addMagnet adds a magnet. Files are added first, so a magnet for a torrent given as a
 // file only lends that entry its magnet (x.pe peers).
 func (b *builder) addMagnet(origin string, m *metainfo.Magnet) {
+	if b.keep != nil && !b.keep(m.Hash()) {
+		b.report.Filtered++
+		return
+	}
 	if other := b.find(m.Hashes()); other != nil {
 		b.report.Duplicates = append(b.report.Duplicates, origin)
 		if other.Torrent != nil && other.Magnet == nil {
@@ -411,7 +427,7 @@ func matches(m *metainfo.Magnet, t *metainfo.Torrent) bool {
 func (r *Registry) Reload(ctx context.Context, src WatchSources) (Diff, LoadReport, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b := &builder{r: r, byHash: make(map[metainfo.Hash]*Entry)}
+	b := &builder{r: r, keep: src.Keep, byHash: make(map[metainfo.Hash]*Entry)}
 
 	// Files first, so that a file supersedes a magnet for the same torrent whatever the
 	// order of the inputs.
@@ -477,7 +493,7 @@ func (r *Registry) Reload(ctx context.Context, src WatchSources) (Diff, LoadRepo
 	b.report.Loaded = len(b.entries)
 	r.snap.Store(newSnapshot(b.byHash, b.entries))
 	r.log.Info("watch list loaded", "torrents", len(b.entries), "failed", len(b.report.Failed),
-		"duplicates", len(b.report.Duplicates), "added", len(diff.Added), "removed", len(diff.Removed), "changed", len(diff.Changed))
+		"duplicates", len(b.report.Duplicates), "filtered", b.report.Filtered, "added", len(diff.Added), "removed", len(diff.Removed), "changed", len(diff.Changed))
 	return diff, b.report, nil
 }
 

@@ -377,6 +377,42 @@ func TestRegistrySetMetadata(t *testing.T) {
 	}
 }
 
+// TestRegistryKeep: the shard filter sees each input's primary hash, and shards that
+// split the same inputs together watch each torrent exactly once.
+func TestRegistryKeep(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"real/sintel.torrent", "real/continuum.torrent", "libtorrent/v2_only.torrent", "libtorrent/v2_hybrid.torrent"} {
+		copyFile(t, name, filepath.Join(dir, filepath.Base(name)))
+	}
+	var args []string
+	for i := range 20 {
+		args = append(args, fmt.Sprintf("magnet:?xt=urn:btih:%040x", i+1))
+	}
+	total := 0
+	seen := make(map[string]bool)
+	for k := range 3 {
+		r, _ := newTestRegistry(t)
+		keep := func(h metainfo.Hash) bool { return int(h[19])%3 == k }
+		_, rep, err := r.Reload(context.Background(), WatchSources{TorrentDir: dir, Args: args, Keep: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Loaded+rep.Filtered != 24 {
+			t.Errorf("shard %d: loaded %d + filtered %d != 24", k, rep.Loaded, rep.Filtered)
+		}
+		for _, e := range r.Entries() {
+			if !keep(e.ID) || seen[e.Label()] {
+				t.Errorf("shard %d: %s kept wrongly or twice", k, e.Label())
+			}
+			seen[e.Label()] = true
+		}
+		total += rep.Loaded
+	}
+	if total != 24 {
+		t.Errorf("shards watch %d torrents together, want 24", total)
+	}
+}
+
 func TestRegistryReloadCancelled(t *testing.T) {
 	dir := t.TempDir()
 	copyFile(t, "real/sintel.torrent", filepath.Join(dir, "sintel.torrent"))
