@@ -252,7 +252,8 @@ func Parse(data []byte) (*Torrent, error) {
 	if !bytes.Equal(top["info"], info) {
 		return nil, errField("info", "raw bytes differ between decoders")
 	}
-	t, err := parseInfo(info)
+	// A copy, so that the Torrent does not pin the whole file (piece layers can be large).
+	t, err := parseInfo(bytes.Clone(info))
 	if err != nil {
 		return nil, err
 	}
