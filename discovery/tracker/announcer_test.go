@@ -329,7 +329,9 @@ func TestFaults(t *testing.T) {
 			log, buf := testLogger()
 			cfg := fastConfig(log)
 			cfg.MaxBodyBytes = maxBody
-			cfg.HTTPTimeout = 100 * time.Millisecond
+			if tt.name == "slow reply" {
+				cfg.HTTPTimeout = 100 * time.Millisecond
+			}
 			r := startAnnouncer(t, cfg, testTorrent(badURL, good.URL))
 			fails := r.a.c.m.failures.WithLabelValues("127.0.0.2", KindAnnounce, string(tt.reason))
 			waitFor(t, "two failures with reason "+string(tt.reason), func() bool { return testutil.ToFloat64(fails) >= 2 })
@@ -379,7 +381,6 @@ func TestUDPRetransmit(t *testing.T) {
 	})
 	m, _ := newMetrics(nil)
 	cfg := fastConfig(nil)
-	cfg.UDPBase = 30 * time.Millisecond
 	c := newCore(cfg, m)
 	defer c.close()
 	resp, err := c.announce(context.Background(), f.URL, AnnounceRequest{Hash: testHash, Event: EventStarted})

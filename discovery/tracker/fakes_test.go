@@ -352,9 +352,9 @@ func fastConfig(log *slog.Logger) Config {
 		RetryBase:   5 * time.Millisecond,
 		RetryMax:    20 * time.Millisecond,
 		HTTPTimeout: 2 * time.Second,
-		UDPBase:     20 * time.Millisecond,
+		UDPBase:     100 * time.Millisecond, // generous: tests run on loaded 2-core machines
 		UDPRetries:  1,
-		UDPMaxWait:  50 * time.Millisecond,
+		UDPMaxWait:  400 * time.Millisecond,
 		StopTimeout: 2 * time.Second,
 		Logger:      log,
 	}

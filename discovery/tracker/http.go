@@ -158,7 +158,11 @@ func httpGet(ctx context.Context, c *http.Client, cfg Config, u string) ([]byte,
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, withReason(ReasonTimeout, "body not complete within %v", cfg.HTTPTimeout)
 		}
-		return nil, &reasonError{reason: classify(err), err: fmt.Errorf("reading body: %w", redactErr(err))}
+		r := classify(err)
+		if r == ReasonUnclassified {
+			r = ReasonConnection // e.g. unexpected EOF: the connection ended mid-body
+		}
+		return nil, &reasonError{reason: r, err: fmt.Errorf("reading body: %w", redactErr(err))}
 	}
 	if int64(len(body)) > cfg.MaxBodyBytes {
 		return nil, withReason(ReasonBodyTooLarge, "body larger than %d bytes", cfg.MaxBodyBytes)

@@ -93,6 +93,22 @@ func startOpentracker(t *testing.T, hashes ...metainfo.Hash) (port int) {
 // space into '+', which opentracker, rightly, does not read as a space).
 func rawAnnounce(t *testing.T, port int, ip string, h metainfo.Hash, peerPort int, left int, event string) {
 	t.Helper()
+	// opentracker loads its whitelist in a thread after it starts listening: until then it
+	// refuses every hash, so the first announce is retried for a while.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := tryRawAnnounce(port, ip, h, peerPort, left, event)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func tryRawAnnounce(port int, ip string, h metainfo.Hash, peerPort int, left int, event string) error {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, Proxy: nil}}
 	defer c.CloseIdleConnections()
@@ -100,13 +116,14 @@ func rawAnnounce(t *testing.T, port int, ip string, h metainfo.Hash, peerPort in
 		escapeAll(h[:]), escapeAll([]byte(fmt.Sprintf("-XX0001-%012d", peerPort))), peerPort, left, event)
 	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/announce?%s", port, q))
 	if err != nil {
-		t.Fatalf("raw announce from %s: %v", ip, err)
+		return fmt.Errorf("raw announce from %s: %v", ip, err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || bytes.Contains(body, []byte("failure reason")) {
-		t.Fatalf("raw announce from %s: %s %q", ip, resp.Status, body)
+		return fmt.Errorf("raw announce from %s: %s %q", ip, resp.Status, body)
 	}
+	return nil
 }
 
 func escapeAll(b []byte) string {
@@ -137,7 +154,7 @@ func TestOpentrackerInterop(t *testing.T) {
 
 	cfg := fastConfig(nil)
 	cfg.Port = 6000
-	cfg.UDPBase = 500 * time.Millisecond
+	cfg.UDPBase, cfg.UDPMaxWait = 500*time.Millisecond, time.Second
 	self := netip.MustParseAddrPort("127.0.0.1:6000")
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d/announce", port)
 	udpURL := fmt.Sprintf("udp://127.0.0.1:%d/announce", port)
