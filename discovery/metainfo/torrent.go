@@ -580,11 +580,11 @@ func (w *treeWalker) walk(node dict, path []string) error {
 		return errField(field, "deeper than %d levels", MaxTreeDepth)
 	}
 	if leaf, ok := node[""]; ok {
+		if len(path) == 0 {
+			return errField(field, "entry with an empty name")
+		}
 		if len(node) != 1 {
 			return errField(field, "is both a file and a directory")
-		}
-		if len(path) == 0 {
-			return errField(field, "file with an empty name")
 		}
 		return w.file(leaf, path, field)
 	}
