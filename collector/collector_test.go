@@ -1,12 +1,14 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -345,6 +347,14 @@ func TestOpenErrors(t *testing.T) {
 	_, err := New(Config{StorePath: path, StoreOptions: store.Options{LockTimeout: 20 * time.Millisecond}},
 		prometheus.NewRegistry(), quietLog())
 	if err == nil || !strings.Contains(err.Error(), "store "+path+" is locked by another btda process") {
+		t.Fatalf("err = %v", err)
+	}
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, bytes.Repeat([]byte("garbage!"), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Config{StorePath: garbage}, prometheus.NewRegistry(), quietLog())
+	if err == nil || !strings.Contains(err.Error(), "store "+garbage+" is corrupt or not a bbolt file") {
 		t.Fatalf("err = %v", err)
 	}
 	for _, cfg := range []Config{{}, {StorePath: path + "2", Threshold: 1.5}} {
