@@ -155,6 +155,8 @@ type trackerState struct {
 	interval    time.Duration
 	minInterval time.Duration
 	failures    int
+	retryIn     time.Duration // BEP 31 advice with the last failure
+	never       bool          // BEP 31 `retry in: never`: stop asking this tracker
 }
 
 // nextDelay is the wait before the next announce (see the package doc for the rule).
@@ -164,7 +166,7 @@ func (s *trackerState) nextDelay(cfg Config) time.Duration {
 		if shift := s.failures - 1; shift < 30 && cfg.RetryBase<<shift < cfg.RetryMax {
 			d = cfg.RetryBase << shift
 		}
-		return max(d, s.minInterval)
+		return max(d, s.minInterval, s.retryIn)
 	}
 	switch {
 	case s.minInterval > 0:
@@ -219,6 +221,14 @@ func (a *Announcer) work(ctx context.Context, t TorrentInfo, rawURL string) {
 			a.stop(ctx, t, rawURL, &st)
 			return
 		}
+		if st.never {
+			// The tracker asked never to be asked again (BEP 31): idle until removal or
+			// shutdown. No stopped is owed: it refused our started.
+			log.Warn("tracker asked never to retry; not announcing to it again for this torrent")
+			c.m.interval.WithLabelValues(label).Set(0)
+			<-ctx.Done()
+			return
+		}
 		timer.Reset(delay)
 	}
 }
@@ -235,6 +245,11 @@ func (a *Announcer) round(ctx context.Context, t TorrentInfo, rawURL string, st 
 	if err != nil {
 		res.AnnounceErr = err
 		st.failures++
+		st.retryIn, st.never = 0, false
+		var fr *failureReply
+		if errors.As(err, &fr) {
+			st.retryIn, st.never = fr.retryIn, fr.never
+		}
 	} else {
 		res.Announce = resp
 		st.failures = 0

@@ -430,3 +430,31 @@ func TestAnnounceOnce(t *testing.T) {
 		t.Errorf("failed tracker got %d announces, want 1 (no stopped after a refused started)", got)
 	}
 }
+
+// TestRetryInNever: a tracker that answers `retry in: never` (BEP 31) is asked once, and
+// the warning message of a working tracker is logged.
+func TestRetryInNever(t *testing.T) {
+	checkGoroutines(t)
+	never := newFakeHTTP(t, "127.0.0.2", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("d14:failure reason14:not registered8:retry in5:nevere"))
+	})
+	good := newFakeHTTP(t, "127.0.0.1", func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/scrape") {
+			goodScrape(w, r)
+			return
+		}
+		w.Write(mustBenc(map[string]any{"warning message": "ratio low", "peers": ""}))
+	})
+	log, buf := testLogger()
+	startAnnouncer(t, fastConfig(log), testTorrent(never.URL, good.URL))
+	waitFor(t, "the good tracker's rounds", func() bool { return good.count() >= 5 })
+	if n := never.count(); n != 1 {
+		t.Errorf("the never-retry tracker was asked %d times", n)
+	}
+	logs := buf.String()
+	for _, want := range []string{"retry in: never", "tracker asked never to retry", `warning="ratio low"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+}

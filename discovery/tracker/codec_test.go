@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -136,6 +137,7 @@ func TestDecodeHTTPAnnounce(t *testing.T) {
 			&AnnounceResponse{Interval: 24 * time.Hour, Seeders: -1, Leechers: -1, Peers: []netip.AddrPort{}}, ""},
 		{"trailing newline", "d5:peers0:e\r\n", &AnnounceResponse{Seeders: -1, Leechers: -1, Peers: []netip.AddrPort{}}, ""},
 		{"failure reason", "d14:failure reason17:torrent not founde", nil, ReasonFailure},
+		{"failure reason retry in", "d14:failure reason4:busy8:retry ini5ee", nil, ReasonFailure},
 		{"non-dict", "li1ei2ee", nil, ReasonBadResponse},
 		{"string", "4:spam", nil, ReasonBadResponse},
 		{"html", "<html>502 Bad Gateway</html>", nil, ReasonBadResponse},
@@ -160,6 +162,26 @@ func TestDecodeHTTPAnnounce(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestRetryIn(t *testing.T) {
+	tests := []struct {
+		body    string
+		retryIn time.Duration
+		never   bool
+	}{
+		{"d14:failure reason4:busy8:retry ini5ee", 5 * time.Minute, false},
+		{"d14:failure reason4:gone8:retry in5:nevere", 0, true},
+		{"d14:failure reason4:busy8:retry ini-5ee", 0, false},
+		{"d14:failure reason4:busye", 0, false},
+	}
+	for _, tt := range tests {
+		_, err := decodeHTTPAnnounce([]byte(tt.body))
+		var fr *failureReply
+		if !errors.As(err, &fr) || fr.retryIn != tt.retryIn || fr.never != tt.never {
+			t.Errorf("%q: %v (%+v)", tt.body, err, fr)
+		}
 	}
 }
 
@@ -282,6 +304,7 @@ func TestNextDelay(t *testing.T) {
 		{"third failure", trackerState{failures: 3}, 240 * time.Second},
 		{"many failures capped", trackerState{failures: 80}, 30 * time.Minute},
 		{"failure never below min interval", trackerState{failures: 1, minInterval: 900 * time.Second}, 900 * time.Second},
+		{"failure with BEP 31 retry in", trackerState{failures: 1, retryIn: 10 * time.Minute}, 10 * time.Minute},
 	}
 	for _, tt := range tests {
 		if got := tt.st.nextDelay(cfg); got != tt.want {

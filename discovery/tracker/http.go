@@ -219,9 +219,35 @@ func dictOf(body []byte) (map[string]any, error) {
 	}
 	if fr, ok := m["failure reason"]; ok {
 		s, _ := fr.(string)
-		return m, withReason(ReasonFailure, "tracker says: %q", clip(s, 200))
+		f := &failureReply{msg: clip(s, 200)}
+		switch ri := m["retry in"].(type) { // BEP 31
+		case int64:
+			if ri > 0 {
+				f.retryIn = time.Duration(min(ri, maxIntervalSeconds/60)) * time.Minute
+			}
+		case string:
+			f.never = ri == "never"
+		}
+		return m, &reasonError{reason: ReasonFailure, err: f}
 	}
 	return m, nil
+}
+
+// failureReply is a tracker's refusal, with its BEP 31 `retry in` advice.
+type failureReply struct {
+	msg     string
+	retryIn time.Duration // 0: no advice
+	never   bool          // `retry in: never`
+}
+
+func (f *failureReply) Error() string {
+	switch {
+	case f.never:
+		return fmt.Sprintf("tracker says: %q (retry in: never)", f.msg)
+	case f.retryIn > 0:
+		return fmt.Sprintf("tracker says: %q (retry in %v)", f.msg, f.retryIn)
+	}
+	return fmt.Sprintf("tracker says: %q", f.msg)
 }
 
 // decodeHTTPAnnounce decodes an HTTP announce reply (BEP 3, 7, 23).
