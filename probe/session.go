@@ -35,7 +35,7 @@ type SessionConfig struct {
 	HandshakeTimeout time.Duration // connect → the peer's complete BEP 3 handshake; default 5 s
 	QuietWindow      time.Duration // end the session after this long without a message; default 6 s
 	SessionCap       time.Duration // hard cap on one session after connect; default 30 s
-	MaxMessages      int           // message cap per session; default 256
+	MaxMessages      int           // message cap per session (keep-alives count); default 256
 
 	SendInterested bool          // send `interested` after the handshakes (keeps libtorrent/aria2 from idling us out)
 	KeepAlive      time.Duration // send a keep-alive after this long without writing; 0: never
@@ -233,8 +233,10 @@ func (p *Prober) run(ctx context.Context, conn net.Conn, o *Observation, peerHS 
 	defer stop()
 
 	s := &session{p: p, conn: conn, o: o, b: b, writeOK: true}
-	hsStart := time.Now()
-	s.end = hsStart.Add(p.cfg.SessionCap)
+	s.end = time.Now().Add(p.cfg.SessionCap)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(s.end) {
+		s.end = dl // the caller's deadline acts as a tighter session cap
+	}
 	outcome, viol, err := s.handshake(ctx, peerHS)
 	if err == nil && outcome == 0 {
 		o.Timings.Handshake = time.Since(o.Start)
@@ -246,6 +248,12 @@ func (p *Prober) run(ctx context.Context, conn net.Conn, o *Observation, peerHS 
 		o.Bitfield = b.set.Clone()
 	}
 	o.Timings.Total = time.Since(o.Start)
+	if p.log.Enabled(ctx, slog.LevelDebug) {
+		p.log.LogAttrs(ctx, slog.LevelDebug, "probe session ended", slog.String("peer", o.Addr.String()),
+			slog.String("direction", o.Direction.String()), slog.String("outcome", o.Outcome.String()),
+			slog.String("violation", o.Violation), slog.Bool("known", o.Known), slog.Int("pieces", o.Last.Pieces),
+			slog.Int("messages", o.Messages), slog.Duration("total", o.Timings.Total), slog.Any("err", o.Err))
+	}
 }
 
 func (s *session) handshake(ctx context.Context, peerHS *wire.Handshake) (Outcome, string, error) {
@@ -368,11 +376,13 @@ func (s *session) readEnd(ctx context.Context, err error) (Outcome, string, erro
 	switch {
 	case errors.As(err, &v):
 		return OutcomeProtocolViolation, v.Kind, err
-	case ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.Canceled):
 		if s.known {
 			return OutcomeOK, "", nil
 		}
 		return OutcomeLocalError, "", ctx.Err()
+	case ctx.Err() != nil: // the caller's deadline: a session cap
+		return OutcomeMessageCap, "", nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if !time.Now().Before(s.end) {
 			return OutcomeMessageCap, "", nil

@@ -474,3 +474,25 @@ func TestSessionKeepAliveAndInterested(t *testing.T) {
 		t.Fatalf("outcome %v last %+v", o.Outcome, o.Last)
 	}
 }
+
+func TestSessionContextDeadlineIsACap(t *testing.T) {
+	checkGoroutines(t)
+	addr := startPeer(t, func(p *peerConn) {
+		p.readHandshake()
+		p.handshake(noBits, testHash, "")
+		p.send(have(1))
+		p.waitClose()
+	})
+	cfg := testConfig()
+	cfg.QuietWindow, cfg.SessionCap = 20*time.Second, 30*time.Second
+	p, err := NewProber(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	o := p.Probe(ctx, Target{Torrent: testHash, Pieces: n, Addr: addr})
+	if o.Outcome != OutcomeMessageCap || !o.Known || o.Last.Pieces != 1 {
+		t.Fatalf("outcome %v known %v last %+v (%v)", o.Outcome, o.Known, o.Last, o.Err)
+	}
+}
