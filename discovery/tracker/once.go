@@ -8,9 +8,10 @@ import (
 // AnnounceOnce runs one announce (event=started) against every tracker URL of t in
 // parallel, then a scrape if scrape is true and the tracker has a scrape endpoint, then
 // event=stopped to every tracker that accepted the started (so btda does not linger in
-// their swarms). It returns one Result per distinct supported URL, in tier order; URLs
-// btda cannot talk to come back with an AnnounceErr of reason "protocol". Metrics are
-// not registered anywhere.
+// their swarms). It returns one Result per distinct URL: the supported ones in tier order,
+// then those btda cannot talk to (ws://, malformed) with an AnnounceErr of reason
+// "protocol". Metrics are not registered anywhere. The UDP retransmission settings in cfg
+// bound how long a silent tracker holds the call (defaults: up to 2 × 105 s).
 func AnnounceOnce(ctx context.Context, cfg Config, t TorrentInfo, scrape bool) []Result {
 	m, _ := newMetrics(nil) // cannot fail without a registerer
 	c := newCore(cfg, m)
