@@ -1,0 +1,86 @@
+// Command btda watches BitTorrent swarms and exports confirmed downloads to Prometheus.
+//
+// Subcommands: run (the default), inspect, probe, metadata, announce. See the README.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/btda/btda/internal/config"
+)
+
+// defaultWebAddress is where /metrics is served unless --web.listen-address says otherwise.
+const defaultWebAddress = ":9881"
+
+func main() {
+	os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main parses args and runs one subcommand; it returns the process exit status.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New("btda", "BitTorrent download analyzer: counts confirmed downloads in watched swarms and exports them to Prometheus.")
+	app.UsageWriter(stderr)
+	app.ErrorWriter(stderr)
+	app.Version(version.Print("btda"))
+	app.HelpFlag.Short('h')
+
+	configFile := app.Flag("config.file", "btda configuration file (YAML).").Default("btda.yml").String()
+	configCheck := app.Flag("config.check", "Validate the configuration file and exit.").Bool()
+	promslogConfig := &promslog.Config{}
+	promslogflag.AddFlags(app, promslogConfig)
+
+	runCmd := app.Command("run", "Watch the configured torrents (and those given here) and serve /metrics.").Default()
+	runArgs := runCmd.Arg("torrent", ".torrent files or magnet URIs to watch in addition to the configured ones.").Strings()
+	webFlags := kingpinflag.AddFlags(runCmd, defaultWebAddress)
+	shard := runCmd.Flag("shard", "Watch only shard k of n of the torrents, by info hash (k/n, 0 ≤ k < n).").Default("0/1").String()
+
+	inspectCmd := app.Command("inspect", "Print a JSON summary of each .torrent file or magnet URI.")
+	inspectArgs := inspectCmd.Arg("torrent", ".torrent files or magnet URIs.").Required().Strings()
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "btda: %v (try --help)\n", err)
+		return 2
+	}
+	promslogConfig.Writer = stderr
+	logger := promslog.New(promslogConfig)
+
+	if *configCheck {
+		return checkConfig(*configFile, stdout, stderr)
+	}
+	switch cmd {
+	case inspectCmd.FullCommand():
+		return inspect(*inspectArgs, stdout, logger)
+	case runCmd.FullCommand():
+		return run(ctx, runOptions{
+			configFile: *configFile,
+			torrents:   *runArgs,
+			web:        webFlags,
+			shard:      *shard,
+		}, logger)
+	}
+	fmt.Fprintf(stderr, "btda: unknown command %q\n", cmd)
+	return 2
+}
+
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	if _, err := config.Load(path); err != nil {
+		fmt.Fprintf(stderr, "btda: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid\n", path)
+	return 0
+}
+
+// component returns the logger of one subsystem.
+func component(l *slog.Logger, name string) *slog.Logger { return l.With("component", name) }
