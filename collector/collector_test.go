@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/btda/btda/collector/store"
 	"github.com/btda/btda/discovery"
@@ -456,5 +457,38 @@ func TestRecordHonoursContext(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(c.m.pending); n != 1 {
 		t.Fatalf("pending = %v", n)
+	}
+}
+
+// An unreadable peer record is reported and left alone, never rebuilt (which could count a
+// crossing again), and the rest of the batch commits.
+func TestCorruptPeerRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	c, _ := newCollector(t, path, Config{})
+	bad := step{ip: "127.1.0.1", port: 1, first: 10, last: 20}.obs()
+	c.flush([]probe.Observation{bad})
+	key := c.store.PeerKey(bad.Torrent, bad.Addr.Addr(), 1)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("peers")).Put(key[:], []byte{1, 0xff}) }); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+
+	c, _ = newCollector(t, path, Config{})
+	defer c.Close()
+	good := step{ip: "127.1.0.2", port: 1, first: 10, last: 99, dur: 5}.obs()
+	later := step{ip: "127.1.0.1", port: 1, first: 10, last: 99, at: 60, dur: 5}.obs()
+	c.flush([]probe.Observation{later, good})
+	if n := testutil.ToFloat64(c.m.recordErrors); n != 1 {
+		t.Fatalf("record errors = %v", n)
+	}
+	if n := c.Aggregates().Torrents[torrent].Confirmed; n != 1 {
+		t.Fatalf("confirmed = %d, want 1 (only the readable peer)", n)
 	}
 }

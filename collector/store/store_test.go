@@ -268,3 +268,18 @@ func TestBeforeCommitAborts(t *testing.T) {
 		return nil
 	})
 }
+
+func FuzzHostRecord(f *testing.F) {
+	f.Add(Host{KnownCounted: 3, UnknownCounted: true, Claimed: true}.marshal())
+	f.Add([]byte{0, 0, 0, 0, 4})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var h Host
+		if err := h.unmarshal(in); err != nil {
+			return
+		}
+		if got := h.marshal(); !reflect.DeepEqual(got, in) {
+			t.Fatalf("%x re-encodes as %x", in, got)
+		}
+	})
+}
