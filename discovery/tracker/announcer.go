@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,13 +47,15 @@ func NewAnnouncer(cfg Config, reg prometheus.Registerer, out chan<- discovery.Si
 	return &Announcer{c: newCore(cfg, m), out: out, torrents: map[metainfo.Hash]*torrentRun{}}, nil
 }
 
-// TrackerURLs returns the distinct, supported tracker URLs of t's tiers in tier order.
-// Unsupported ones (ws://, malformed) are left out.
+// TrackerURLs returns the distinct tracker URLs of t's tiers in tier order (surrounding
+// white space trimmed, empty entries dropped): urls are those btda can announce to,
+// unsupported those it cannot (ws://, malformed, udp:// without a port).
 func TrackerURLs(t TorrentInfo) (urls, unsupported []string) {
 	seen := map[string]bool{}
 	for _, tier := range t.Tiers {
 		for _, u := range tier {
-			if seen[u] {
+			u = strings.TrimSpace(u)
+			if u == "" || seen[u] {
 				continue
 			}
 			seen[u] = true

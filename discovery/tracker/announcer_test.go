@@ -235,7 +235,7 @@ func TestMultiTracker(t *testing.T) {
 	h2 := newFakeHTTP(t, "127.0.0.2", nil)
 	u1 := newFakeUDP(t, "127.0.0.3", nil)
 	log, buf := testLogger()
-	ti := TorrentInfo{Hash: testHash, Length: 1, Tiers: [][]string{{h1.URL, "wss://x.example/announce"}, {u1.URL, h1.URL}, {h2.URL}}}
+	ti := TorrentInfo{Hash: testHash, Length: 1, Tiers: [][]string{{h1.URL, "wss://x.example/announce", ""}, {u1.URL, h1.URL + " "}, {h2.URL}}}
 	r := startAnnouncer(t, fastConfig(log), ti)
 	waitFor(t, "all trackers", func() bool { return h1.count() >= 2 && h2.count() >= 2 && len(u1.announceReqs()) >= 2 })
 	r.stop()
