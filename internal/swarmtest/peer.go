@@ -93,6 +93,11 @@ type session struct {
 	pexSent     bool
 	remoteFast  bool
 	remoteExtOK bool
+	// extReady is closed once the reader's extension handshake is known: a
+	// regression that happened before it is sent then (lt_donthave needs
+	// the reader's message id).
+	extReady     chan struct{}
+	extReadyOnce sync.Once
 }
 
 func (ss *session) write(b []byte) error {
@@ -112,7 +117,7 @@ func (s *Swarm) serve(ctx context.Context, p *Peer, conn net.Conn, outgoing bool
 	defer stop()
 	defer conn.Close()
 	s.stats.sessions.Add(1)
-	ss := &session{s: s, p: p, conn: conn, outgoing: outgoing}
+	ss := &session{s: s, p: p, conn: conn, outgoing: outgoing, extReady: make(chan struct{})}
 	b := p.behaviour
 	switch p.Profile {
 	case AcceptClose, Refuse:
@@ -295,6 +300,10 @@ func (ss *session) progressLoop(ctx context.Context, t time.Duration, cur int) {
 	p := ss.p
 	ka := time.NewTicker(p.behaviour.KeepAlive)
 	defer ka.Stop()
+	extReady := ss.extReady
+	if !ss.remoteExtOK {
+		extReady = nil // no extension handshake will come
+	}
 	for {
 		var fire <-chan struct{}
 		stop := func() {}
@@ -311,6 +320,9 @@ func (ss *session) progressLoop(ctx context.Context, t time.Duration, cur int) {
 				return
 			}
 			continue
+		case <-extReady:
+			stop()
+			extReady = nil // fires once; then catch up on any pending regression
 		case <-fire:
 		}
 		t = ss.s.Elapsed()
@@ -327,10 +339,19 @@ func (ss *session) progressLoop(ctx context.Context, t time.Duration, cur int) {
 			ss.mu.Unlock()
 			// Like libtorrent, lt_donthave goes only to readers that
 			// announced it; others keep a stale view (documented truth).
-			if p.behaviour.DontHave && id > 0 {
-				for i := n; i < cur; i++ {
-					out = appendDontHave(out, byte(id), p.Piece(i))
+			// Before the reader's extension handshake arrives we cannot
+			// tell yet: keep cur (what the reader was told) until then.
+			if !p.behaviour.DontHave {
+				break
+			}
+			if id == 0 {
+				if extReady != nil {
+					continue
 				}
+				break
+			}
+			for i := n; i < cur; i++ {
+				out = appendDontHave(out, byte(id), p.Piece(i))
 			}
 		}
 		if len(out) > 0 {
@@ -388,6 +409,7 @@ func (ss *session) onExtended(payload []byte) error {
 		ss.pexSent = ss.pexSent || sendPEX
 		pexID := ss.remotePEX
 		ss.mu.Unlock()
+		ss.extReadyOnce.Do(func() { close(ss.extReady) })
 		if sendPEX {
 			return ss.write(appendExtended(nil, byte(pexID), ss.s.pexPayload(ss.p)))
 		}

@@ -37,6 +37,7 @@ type testReader struct {
 	keeps    int
 	msgs     int
 	closed   bool
+	deferExt bool // dialReader leaves the extension handshake to the test
 }
 
 const (
@@ -49,12 +50,27 @@ const (
 // handshake if the peer supports it.
 func dialReader(t *testing.T, addr netip.AddrPort, hash [20]byte, npieces int, fast bool) (*testReader, error) {
 	t.Helper()
+	return dialReaderT(t, addr, hash, npieces, fast, true)
+}
+
+func dialReaderT(t *testing.T, addr netip.AddrPort, hash [20]byte, npieces int, fast, cleanup bool, opts ...func(*testReader)) (r *testReader, err error) {
 	c, err := net.DialTimeout("tcp4", addr.String(), 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	r := &testReader{t: t, conn: c, npieces: npieces, have: make([]bool, npieces), meta: map[int][]byte{}}
-	t.Cleanup(func() { c.Close() })
+	r = &testReader{t: t, conn: c, npieces: npieces, have: make([]bool, npieces), meta: map[int][]byte{}}
+	for _, o := range opts {
+		o(r)
+	}
+	if cleanup {
+		t.Cleanup(func() { c.Close() })
+	} else {
+		defer func() {
+			if err != nil {
+				c.Close()
+			}
+		}()
+	}
 	hs := []byte{19}
 	hs = append(hs, "BitTorrent protocol"...)
 	res := make([]byte, 8)
@@ -81,7 +97,16 @@ func dialReader(t *testing.T, addr netip.AddrPort, hash [20]byte, npieces int, f
 	}
 	copy(r.reserved[:], got[20:28])
 	copy(r.peerID[:], got[48:68])
-	if r.reserved[5]&0x10 != 0 {
+	if r.reserved[5]&0x10 != 0 && !r.deferExt {
+		r.sendExt()
+	}
+	return r, nil
+}
+
+// sendExt sends the reader's BEP 10 handshake.
+func (r *testReader) sendExt() error {
+	c := r.conn
+	{
 		d, _ := bencode.EncodeBytes(map[string]any{
 			"m": map[string]int{"ut_metadata": rdExtMeta, "ut_pex": rdExtPEX, "lt_donthave": rdExtDont},
 			"v": "test reader",
@@ -89,10 +114,10 @@ func dialReader(t *testing.T, addr netip.AddrPort, hash [20]byte, npieces int, f
 		msg := binary.BigEndian.AppendUint32(nil, uint32(2+len(d)))
 		msg = append(msg, 20, 0)
 		if _, err := c.Write(append(msg, d...)); err != nil {
-			return r, err
+			return err
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // next reads one message (with a real-time deadline) and applies it.

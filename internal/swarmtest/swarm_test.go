@@ -541,3 +541,28 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestRegressionBeforeExtensionHandshake: a regression that happens before
+// the reader's BEP 10 handshake arrives is still sent (as lt_donthave) once
+// the reader's message ids are known.
+func TestRegressionBeforeExtensionHandshake(t *testing.T) {
+	clock := NewManualClock(t0)
+	s := startTestSwarm(t, Config{Seed: 4, Peers: 1, Mix: map[Profile]float64{Libtorrent: 1}, Clock: clock,
+		CurveFunc: func(p *Peer) (Curve, bool) {
+			return Curve{Start: 20, Interval: time.Second, RegressAt: 5 * time.Second, RegressBy: 7}, true
+		}})
+	p := s.Peers()[0]
+	r, err := dialReaderT(t, p.Addr, p.Torrent.WireHash, p.Torrent.Pieces, true, true,
+		func(r *testReader) { r.deferExt = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.readUntil(func() bool { return r.matches(p, 20) }, "bitfield")
+	clock.Set(t0.Add(4 * time.Second))
+	r.readUntil(func() bool { return r.matches(p, 24) }, "haves up to the regression")
+	clock.Set(t0.Add(6 * time.Second))
+	if err := r.sendExt(); err != nil {
+		t.Fatal(err)
+	}
+	r.readUntil(func() bool { return r.matches(p, Progress(p, 6*time.Second)) }, "lt_donthave after the extension handshake")
+}
