@@ -74,11 +74,8 @@ func (s step) obs() probe.Observation {
 	if s.dir == 0 {
 		s.dir = probe.Outgoing
 	}
-	if s.src == 0 {
-		s.src = discovery.SourceTracker
-		if s.dir == probe.Incoming {
-			s.src = discovery.SourceIncoming
-		}
+	if s.src == 0 && s.dir == probe.Outgoing {
+		s.src = discovery.SourceTracker // incoming sessions leave it unset, as the listener may
 	}
 	if s.outcome == 0 {
 		s.outcome = probe.OutcomeOK

@@ -114,6 +114,9 @@ func (c *Collector) observe(tx *store.Tx, o *probe.Observation, r *batchResult) 
 		}
 	}
 	src := sourceIndex(o.Source)
+	if src == 0 && o.Direction == probe.Incoming {
+		src = int(discovery.SourceIncoming) // the listener may leave Source unset
+	}
 	if !found {
 		rec = c.newPeer(o, addr)
 		t := r.delta.Torrents[o.Torrent]
