@@ -21,10 +21,10 @@ func TestNodesRoundTrip(t *testing.T) {
 	in := testNodes()
 	// Unusable nodes are dropped on write.
 	withBad := append(append([]SavedNode{}, in...),
-		SavedNode{Addr: netip.MustParseAddrPort("127.0.0.1:1")},                 // zero id
+		SavedNode{Addr: netip.MustParseAddrPort("127.0.0.1:1")},                  // zero id
 		SavedNode{ID: [20]byte{9}, Addr: netip.MustParseAddrPort("127.0.0.1:0")}, // zero port
 		SavedNode{ID: [20]byte{9}, Addr: netip.MustParseAddrPort("0.0.0.0:1")},   // unspecified
-		SavedNode{ID: [20]byte{9}},                                               // no address
+		SavedNode{ID: [20]byte{9}}, // no address
 	)
 	got, err := ParseNodes(MarshalNodes(withBad))
 	if err != nil {
