@@ -277,7 +277,7 @@ func (a *Announcer) round(ctx context.Context, t TorrentInfo, rawURL string, st 
 func (a *Announcer) request(t TorrentInfo, ev Event, trackerID string) AnnounceRequest {
 	cfg := a.c.cfg
 	return AnnounceRequest{Hash: t.Hash, PeerID: cfg.PeerID, Key: cfg.Key, Port: cfg.Port,
-		Left: t.Length, Event: ev, NumWant: cfg.NumWant, TrackerID: trackerID}
+		Left: t.left(), Event: ev, NumWant: cfg.NumWant, TrackerID: trackerID}
 }
 
 // send hands the round's peers to the sightings channel; false if ctx ended first.

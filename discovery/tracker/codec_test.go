@@ -103,6 +103,14 @@ func TestTrackerLabel(t *testing.T) {
 	}
 }
 
+func TestLeft(t *testing.T) {
+	for in, want := range map[int64]int64{0: 16384, -1: 16384, 1: 1, 5_000_000_123: 5_000_000_123} {
+		if got := (TorrentInfo{Length: in}).left(); got != want {
+			t.Errorf("left(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
+
 func TestNewPeerID(t *testing.T) {
 	a, b := NewPeerID(), NewPeerID()
 	if !strings.HasPrefix(string(a[:]), "-BD0001-") || a == b {

@@ -26,7 +26,7 @@ func AnnounceOnce(ctx context.Context, cfg Config, t TorrentInfo, scrape bool) [
 			defer wg.Done()
 			res := Result{URL: u, Tracker: TrackerLabel(u), Torrent: t.Hash, Event: EventStarted}
 			req := AnnounceRequest{Hash: t.Hash, PeerID: c.cfg.PeerID, Key: c.cfg.Key, Port: c.cfg.Port,
-				Left: t.Length, Event: EventStarted, NumWant: c.cfg.NumWant}
+				Left: t.left(), Event: EventStarted, NumWant: c.cfg.NumWant}
 			res.Announce, res.AnnounceErr = c.announce(ctx, u, req)
 			if res.AnnounceErr != nil {
 				res.Announce = nil

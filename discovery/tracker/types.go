@@ -13,7 +13,7 @@ import (
 type TorrentInfo struct {
 	Hash   metainfo.Hash // wire info hash
 	Label  string        // the `infohash` metric label value (normally Hash.String())
-	Length int64         // total length in bytes, sent as `left`
+	Length int64         // total length in bytes, sent as `left`; <= 0 (magnet without xl) sends 16 KiB
 	Tiers  [][]string    // announce-list tiers (BEP 12); a single `announce` is one tier of one URL
 }
 
@@ -83,6 +83,17 @@ type Result struct {
 	AnnounceErr error
 	Scrape      *ScrapeResponse
 	ScrapeErr   error // nil with Scrape == nil means no scrape was attempted
+}
+
+// unknownLeft is `left` for a torrent of unknown length (a magnet without metadata):
+// never 0, which would present btda as a seed; 16 KiB as libtorrent sends.
+const unknownLeft = 16 << 10
+
+func (t TorrentInfo) left() int64 {
+	if t.Length <= 0 {
+		return unknownLeft
+	}
+	return t.Length
 }
 
 // NewPeerID returns "-BD0001-" followed by 12 random alphanumerics: btda's honest
