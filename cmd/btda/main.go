@@ -47,6 +47,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	inspectCmd := app.Command("inspect", "Print a JSON summary of each .torrent file or magnet URI.")
 	inspectArgs := inspectCmd.Arg("torrent", ".torrent files or magnet URIs.").Required().Strings()
 
+	announceCmd := app.Command("announce", "Run one announce round against every tracker of a torrent (and optionally a DHT lookup) and print what each source returned.")
+	announceTorrent := announceCmd.Flag("torrent", "A .torrent file.").String()
+	announceMagnet := announceCmd.Flag("magnet", "A magnet URI.").String()
+	announceScrape := announceCmd.Flag("scrape", "Also scrape every tracker that supports it.").Bool()
+	announceDHT := announceCmd.Flag("dht", "Also run a DHT get_peers lookup from a temporary node.").Bool()
+	announceTimeout := announceCmd.Flag("timeout", "Give up after this long.").Default("2m").Duration()
+
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "btda: %v (try --help)\n", err)
@@ -61,6 +68,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case inspectCmd.FullCommand():
 		return inspect(*inspectArgs, stdout, logger)
+	case announceCmd.FullCommand():
+		return announce(ctx, announceOptions{
+			configFile: *configFile,
+			torrent:    *announceTorrent,
+			magnet:     *announceMagnet,
+			scrape:     *announceScrape,
+			dht:        *announceDHT,
+			timeout:    *announceTimeout,
+		}, stdout, logger)
 	case runCmd.FullCommand():
 		return run(ctx, runOptions{
 			configFile: *configFile,

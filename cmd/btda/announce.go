@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/btda/btda/discovery/dht"
+	"github.com/btda/btda/discovery/metainfo"
+	"github.com/btda/btda/discovery/tracker"
+	"github.com/btda/btda/internal/config"
+)
+
+type announceOptions struct {
+	configFile string
+	torrent    string
+	magnet     string
+	scrape     bool
+	dht        bool
+	timeout    time.Duration
+}
+
+// announceLine is one JSON line of `btda announce`: one tracker or the DHT.
+type announceLine struct {
+	Source      string   `json:"source"`            // "tracker" or "dht"
+	Tracker     string   `json:"tracker,omitempty"` // redacted URL
+	Peers       int      `json:"peers"`
+	PeerList    []string `json:"peer_list,omitempty"`
+	Interval    string   `json:"interval,omitempty"`
+	MinInterval string   `json:"min_interval,omitempty"`
+	Seeders     *int64   `json:"seeders,omitempty"`
+	Leechers    *int64   `json:"leechers,omitempty"`
+	Downloaded  *int64   `json:"downloaded,omitempty"`
+	Warning     string   `json:"warning,omitempty"`
+	Error       string   `json:"error,omitempty"`
+	ScrapeError string   `json:"scrape_error,omitempty"`
+}
+
+// loadConfigOrDefault reads the configuration file, or uses the defaults when the file
+// does not exist (the one-shot subcommands work without one).
+func loadConfigOrDefault(path string) (*config.Config, error) {
+	c, err := config.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		d := config.Default()
+		return &d, nil
+	}
+	return c, err
+}
+
+// torrentArg loads the torrent a one-shot subcommand works on.
+func torrentArg(file, magnet string) (hashes []metainfo.Hash, info tracker.TorrentInfo, m *metainfo.Magnet, err error) {
+	switch {
+	case file != "" && magnet != "":
+		return nil, info, nil, errors.New("give --torrent or --magnet, not both")
+	case file != "":
+		t, err := metainfo.Load(file)
+		if err != nil {
+			return nil, info, nil, err
+		}
+		return t.Hashes(), tracker.TorrentInfo{Hash: t.Hash(), Label: t.Label(), Length: t.TotalLength, Tiers: t.Trackers}, t.Magnet(), nil
+	case magnet != "":
+		m, err := metainfo.ParseMagnet(magnet)
+		if err != nil {
+			return nil, info, nil, err
+		}
+		var tiers [][]string
+		if len(m.Trackers) > 0 {
+			tiers = [][]string{m.Trackers}
+		}
+		// The size is unknown before the metadata; announce a non-zero left so trackers
+		// treat us as a leecher.
+		length := m.Length
+		if length <= 0 {
+			length = 1
+		}
+		return m.Hashes(), tracker.TorrentInfo{Hash: m.Hash(), Label: m.Label(), Length: length, Tiers: tiers}, m, nil
+	}
+	return nil, info, nil, errors.New("give --torrent FILE or --magnet URI")
+}
+
+// announce runs one round against every tracker of a torrent (and optionally one DHT
+// lookup) and prints one JSON line per source: the tool for "is this source dead?".
+func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *slog.Logger) int {
+	cfg, err := loadConfigOrDefault(o.configFile)
+	if err != nil {
+		logger.Error("cannot load configuration", "err", err)
+		return 1
+	}
+	hashes, info, _, err := torrentArg(o.torrent, o.magnet)
+	if err != nil {
+		logger.Error("cannot load the torrent", "err", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	failed := false
+
+	tcfg := tracker.Config{
+		Port:        uint16(cfg.AnnouncePort()),
+		NumWant:     int32(cfg.Trackers.NumWant),
+		HTTPTimeout: time.Duration(cfg.Trackers.Timeout),
+		UDPBase:     time.Duration(cfg.Trackers.Timeout),
+		Logger:      component(logger, "tracker"),
+	}
+	results := tracker.AnnounceOnce(ctx, tcfg, info, o.scrape)
+	if len(results) == 0 && !o.dht {
+		logger.Warn("the torrent names no tracker; try --dht")
+	}
+	for _, r := range results {
+		l := announceLine{Source: "tracker", Tracker: tracker.Redact(r.URL)}
+		if r.AnnounceErr != nil {
+			l.Error = r.AnnounceErr.Error()
+			failed = true
+		}
+		if a := r.Announce; a != nil {
+			l.Peers = len(a.Peers)
+			l.PeerList = addrStrings(a.Peers)
+			if a.Interval > 0 {
+				l.Interval = a.Interval.String()
+			}
+			if a.MinInterval > 0 {
+				l.MinInterval = a.MinInterval.String()
+			}
+			l.Warning = a.Warning
+		}
+		if r.ScrapeErr != nil {
+			l.ScrapeError = r.ScrapeErr.Error()
+		}
+		if s := r.Scrape; s != nil {
+			l.Seeders, l.Leechers, l.Downloaded = &s.Seeders, &s.Leechers, &s.Downloaded
+		}
+		enc.Encode(l)
+	}
+
+	if o.dht {
+		l := announceLine{Source: "dht"}
+		peers, err := dhtLookupOnce(ctx, cfg, hashes, logger)
+		if err != nil {
+			l.Error = err.Error()
+			failed = true
+		}
+		l.Peers = len(peers)
+		l.PeerList = addrStrings(peers)
+		enc.Encode(l)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// dhtLookupOnce runs get_peers traversals from a temporary node on an ephemeral port (so
+// it never collides with a running btda) bootstrapped from the configured nodes.
+func dhtLookupOnce(ctx context.Context, cfg *config.Config, hashes []metainfo.Hash, logger *slog.Logger) ([]netip.AddrPort, error) {
+	host, _, _ := net.SplitHostPort(cfg.DHT.ListenAddress)
+	node, err := dht.New(dht.Config{
+		Listen:        net.JoinHostPort(host, "0"),
+		Bootstrap:     cfg.DHT.BootstrapNodes,
+		LookupTimeout: time.Duration(cfg.DHT.LookupTimeout),
+	}, nil, nil, component(logger, "dht"))
+	if err != nil {
+		return nil, err
+	}
+	defer node.Close()
+	seen := make(map[netip.AddrPort]bool)
+	var all []netip.AddrPort
+	var errs []error
+	for _, h := range hashes {
+		peers, err := node.Lookup(ctx, h)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", h, err))
+		}
+		for _, p := range peers {
+			if !seen[p] {
+				seen[p] = true
+				all = append(all, p)
+			}
+		}
+	}
+	return all, errors.Join(errs...)
+}
+
+func addrStrings(as []netip.AddrPort) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
