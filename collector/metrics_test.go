@@ -268,3 +268,40 @@ func TestTopN(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
+
+// TestSeriesDoNotGrowWithPeers checks the cardinality budget: once every country and
+// network of a scenario has appeared, more peers add no series.
+func TestSeriesDoNotGrowWithPeers(t *testing.T) {
+	c, reg := newCollector(t, filepath.Join(t.TempDir(), "s.db"), Config{Geo: testGeo(t), TopNetworks: 2})
+	defer c.Close()
+	series := func() map[string]int {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, mf := range mfs {
+			n[mf.GetName()] = len(mf.GetMetric())
+		}
+		return n
+	}
+	peers := func(from, to int) {
+		var batch []probe.Observation
+		for i := from; i < to; i++ {
+			ip := fmt.Sprintf("127.%d.%d.%d", i%5+1, i/250%250, i%250+1)
+			batch = append(batch, step{ip: ip, port: uint16(i), first: 10, last: 99, dur: 5}.obs(),
+				step{ip: ip, port: uint16(i) + 1, first: 100, last: 100}.obs())
+		}
+		feed(c, batch...)
+	}
+	peers(0, 50)
+	before := series()
+	peers(50, 1000)
+	after := series()
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("series per metric grew with peers:\nbefore %v\nafter  %v", before, after)
+	}
+	if n := after["btda_network_peers"]; n > 3 {
+		t.Fatalf("btda_network_peers has %d series, budget TopNetworks+1 = 3", n)
+	}
+}
