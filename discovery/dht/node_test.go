@@ -98,8 +98,8 @@ func startCluster(t *testing.T, network, host string, n int) []*adht.Server {
 }
 
 // announce makes a fresh anacrolix node announce port for ih into the cluster and waits
-// until its announce_peer queries are done.
-func announce(t *testing.T, network, host string, boot netip.AddrPort, ih metainfo.Hash, port int, implied bool) {
+// until its announce_peer queries are done. It returns the announcer's UDP address.
+func announce(t *testing.T, network, host string, boot netip.AddrPort, ih metainfo.Hash, port int, implied bool) netip.AddrPort {
 	t.Helper()
 	p := startDHT(t, network, net.JoinHostPort(host, "0"), boot)
 	a, err := p.AnnounceTraversal(ih, adht.AnnouncePeer(adht.AnnouncePeerOpts{Port: port, ImpliedPort: implied}))
@@ -114,6 +114,7 @@ func announce(t *testing.T, network, host string, boot netip.AddrPort, ih metain
 	case <-time.After(failSafe):
 		t.Fatal("announce did not finish")
 	}
+	return addrOf(p)
 }
 
 func newNode(t *testing.T, cfg Config, out chan<- discovery.Sighting, reg prometheus.Registerer) *Node {
@@ -516,5 +517,42 @@ func TestStartingNodesOnlyFromConfig(t *testing.T) {
 	empty := newNode(t, Config{}, nil, nil)
 	if got := empty.startingNodes(empty.servers[0]); len(got) != 0 {
 		t.Fatalf("empty config gave starting nodes %v", got)
+	}
+}
+
+func TestIPv6Lookup(t *testing.T) {
+	cluster := startCluster(t, "udp6", "::1", 4)
+	boot := addrOf(cluster[0])
+	ih := hash(20)
+	announce(t, "udp6", "::1", boot, ih, 6882, false)
+	reg := prometheus.NewPedanticRegistry()
+	n := newNode(t, Config{IPv6: true, Listen6: "[::1]:0", Bootstrap: []string{boot.String()}}, nil, reg)
+	ctx, cancel := context.WithTimeout(context.Background(), failSafe)
+	defer cancel()
+	// The IPv4 node has nothing to start from; the lookup still succeeds through IPv6.
+	peers, err := n.Lookup(ctx, ih)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := netip.MustParseAddrPort("[::1]:6882"); !containsAddr(peers, want) {
+		t.Fatalf("found %v, want %v among them", peers, want)
+	}
+	if got := testutil.ToFloat64(n.m.lookupFailures.WithLabelValues(ReasonNoNodes)); got != 0 {
+		t.Fatalf("a lookup that succeeded on one family counted as no_nodes")
+	}
+}
+
+func TestImpliedPortAnnounce(t *testing.T) {
+	out := make(chan discovery.Sighting, 16)
+	n := newNode(t, Config{}, out, nil)
+	ih := hash(21)
+	n.Add(ih)
+	stop := runNode(t, n)
+	defer stop()
+	// implied_port: the announcer's UDP source port is its peer port (BEP 5).
+	from := announce(t, "udp4", "127.0.0.1", n.Addr("ipv4"), ih, 0, true)
+	s := waitSighting(t, out, func(s discovery.Sighting) bool { return s.Torrent == ih })
+	if s.Addr != from {
+		t.Fatalf("sighting %v, want the announcer's UDP address %v", s.Addr, from)
 	}
 }
