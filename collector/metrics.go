@@ -70,7 +70,7 @@ func newMetrics(c *Collector) *metrics {
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "btda", Subsystem: "store",
 			Name: "observations_duplicate_total", Help: "Observations no newer than the stored peer state, ignored."}),
 		recordErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "btda", Subsystem: "store",
-			Name: "record_errors_total", Help: "Peer records that could not be read or written; their observations were skipped."}),
+			Name: "record_errors_total", Help: "Stored peer records that could not be decoded; their observations were skipped."}),
 		geoLoaded: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "btda", Subsystem: "geoip",
 			Name: "database_loaded", Help: "Whether the GeoIP database is loaded (1) or not (0)."}, []string{"database"}),
 

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
 	"sort"
@@ -61,7 +62,11 @@ func sourceIndex(s discovery.Source) int {
 func (c *Collector) apply(tx *store.Tx, batch []probe.Observation) (*batchResult, error) {
 	r := &batchResult{delta: store.NewAggregates()}
 	for i := range batch {
-		c.observe(tx, &batch[i], r)
+		// A write error fails the whole batch: bbolt rolls it back, so aggregates never count
+		// a record that was not written.
+		if err := c.observe(tx, &batch[i], r); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.AddAggregates(r.delta); err != nil {
 		return nil, err
@@ -88,9 +93,9 @@ func peerPort(o *probe.Observation) uint16 {
 // without progress (Known false) only add a contact. An observation no newer than what the
 // record already holds (its last progress point, or its last contact for sessions without
 // progress) is a duplicate, e.g. a replay after a crash, and changes nothing.
-func (c *Collector) observe(tx *store.Tx, o *probe.Observation, r *batchResult) {
+func (c *Collector) observe(tx *store.Tx, o *probe.Observation, r *batchResult) error {
 	if !o.Outcome.Reached() || !o.Addr.IsValid() || o.Torrent.IsZero() {
-		return
+		return nil
 	}
 	addr := o.Addr.Addr().Unmap()
 	port := peerPort(o)
@@ -100,17 +105,17 @@ func (c *Collector) observe(tx *store.Tx, o *probe.Observation, r *batchResult) 
 		// Skip rather than overwrite: rebuilding the record could count a crossing again.
 		r.recordErrors++
 		c.log.Error("unreadable peer record; observation skipped", "err", err)
-		return
+		return nil
 	}
 	end := o.Start.Add(o.Timings.Total)
 	if found {
 		if o.Known && rec.Has(store.FlagHasPoint) && !o.Last.At.After(rec.Last.At) {
 			r.duplicates++
-			return
+			return nil
 		}
 		if !o.Known && !end.After(rec.LastContact) {
 			r.duplicates++
-			return
+			return nil
 		}
 	}
 	src := sourceIndex(o.Source)
@@ -138,12 +143,14 @@ func (c *Collector) observe(tx *store.Tx, o *probe.Observation, r *batchResult) 
 	}
 	c.enrichLater(&rec, addr, r.delta)
 	if o.Known {
-		c.progress(tx, key, &rec, o, addr, port, r)
+		if err := c.progress(tx, key, &rec, o, addr, port, r); err != nil {
+			return err
+		}
 	}
 	if err := tx.PutPeer(key, &rec); err != nil {
-		r.recordErrors++
-		c.log.Error("peer record not written", "err", err)
+		return fmt.Errorf("writing peer record: %w", err)
 	}
+	return nil
 }
 
 func (c *Collector) newPeer(o *probe.Observation, addr netip.Addr) store.Peer {
@@ -211,10 +218,10 @@ func (c *Collector) enrichLater(rec *store.Peer, addr netip.Addr, d *store.Aggre
 //   - Whether the crossing is counted as a confirmed download also depends on the other
 //     identities at the same IP (see claimCrossing).
 func (c *Collector) progress(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *probe.Observation,
-	addr netip.Addr, port uint16, r *batchResult) {
+	addr netip.Addr, port uint16, r *batchResult) error {
 	n := o.NumPieces
 	if n <= 0 {
-		return
+		return nil
 	}
 	rec.NumPieces = uint32(n)
 	thr := c.thr(n)
@@ -268,10 +275,13 @@ func (c *Collector) progress(tx *store.Tx, key store.PeerKey, rec *store.Peer, o
 			rec.Flags |= store.FlagBelowSeen
 			rec.LastBelow = pt.At
 		case !below && rec.Has(store.FlagBelowSeen) && !rec.Has(store.FlagConfirmed) && !rec.Has(store.FlagSeed):
-			c.cross(tx, key, rec, o, addr, port, prev, pt, pl, r)
+			if err := c.cross(tx, key, rec, o, addr, port, prev, pt, pl, r); err != nil {
+				return err
+			}
 		}
 		rec.Prev, rec.Last = prev, pt
 	}
+	return nil
 }
 
 // speed accounts for the interval prev → pt.
@@ -303,12 +313,13 @@ func (c *Collector) speed(rec *store.Peer, prev, pt store.Point, n int, pl int64
 // cross records the crossing and, if claimCrossing allows, counts the confirmed download,
 // logging it in the same transaction.
 func (c *Collector) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *probe.Observation,
-	addr netip.Addr, port uint16, prev, pt store.Point, pl int64, r *batchResult) {
+	addr netip.Addr, port uint16, prev, pt store.Point, pl int64, r *batchResult) error {
 	rec.Flags |= store.FlagConfirmed
 	rec.CrossedAt = pt.At
 	rec.WindowStart = rec.LastBelow
-	if !c.claimCrossing(tx, o.Torrent, addr, port) {
-		return
+	count, err := c.claimCrossing(tx, o.Torrent, addr, port)
+	if err != nil || !count {
+		return err
 	}
 	rec.Flags |= store.FlagCounted
 	t := r.delta.Torrents[o.Torrent]
@@ -324,8 +335,9 @@ func (c *Collector) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *p
 		Country: rec.Country, Continent: rec.Continent, Speed: ws, MaxSpeed: rec.MaxSpeed,
 		Network: rec.Network, NetLabel: rec.NetLabel}
 	if err := tx.LogDownload(&d); err != nil {
-		c.log.Error("download log entry not written", "err", err)
+		return fmt.Errorf("writing download log: %w", err)
 	}
+	return nil
 }
 
 // claimCrossing decides whether a crossing is counted, so one client is not counted twice
@@ -342,7 +354,7 @@ func (c *Collector) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *p
 // So with one client per IP the count is one whichever identity crosses first, and with k
 // clients behind a NAT it is k. The crossing itself is always recorded on the peer record
 // (FlagConfirmed without FlagCounted when it was merged).
-func (c *Collector) claimCrossing(tx *store.Tx, t metainfo.Hash, addr netip.Addr, port uint16) bool {
+func (c *Collector) claimCrossing(tx *store.Tx, t metainfo.Hash, addr netip.Addr, port uint16) (bool, error) {
 	hk := c.store.HostKey(t, addr)
 	h, err := tx.Host(hk)
 	if err != nil {
@@ -362,7 +374,7 @@ func (c *Collector) claimCrossing(tx *store.Tx, t metainfo.Hash, addr netip.Addr
 		h.KnownCounted++
 	}
 	if err := tx.PutHost(hk, h); err != nil {
-		c.log.Error("host record not written", "err", err)
+		return false, fmt.Errorf("writing host record: %w", err)
 	}
-	return count
+	return count, nil
 }
