@@ -42,7 +42,7 @@ type SessionConfig struct {
 
 	MaxPEX int // PEX peers kept per session; default 500
 
-	// Dial replaces net.Dialer.DialContext (tests, proxies). It must honour ctx.
+	// Dial, if set, replaces the default TCP dialer (tests, proxies). It must honour ctx.
 	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger *slog.Logger // default: discard
 }
@@ -77,10 +77,6 @@ func (c *SessionConfig) setDefaults() error {
 			c.PeerID[i] = alnum[int(r[i])%len(alnum)]
 		}
 	}
-	if c.Dial == nil {
-		d := &net.Dialer{}
-		c.Dial = d.DialContext
-	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -99,6 +95,7 @@ type Target struct {
 // sessions run at once (one goroutine each); per-session buffers come from a pool.
 type Prober struct {
 	cfg    SessionConfig
+	dialer net.Dialer
 	log    *slog.Logger
 	extMsg []byte // our extension handshake message, encoded once
 	pool   sync.Pool
@@ -161,7 +158,17 @@ func (p *Prober) Probe(ctx context.Context, t Target) Observation {
 		return o
 	}
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
-	conn, err := p.cfg.Dial(dctx, "tcp", t.Addr.String())
+	var conn net.Conn
+	var err error
+	if p.cfg.Dial != nil {
+		conn, err = p.cfg.Dial(dctx, "tcp", t.Addr.String())
+	} else {
+		// DialTCP with netip types skips address parsing and the resolver.
+		var tc *net.TCPConn
+		if tc, err = p.dialer.DialTCP(dctx, "tcp", netip.AddrPort{}, t.Addr); err == nil {
+			conn = tc
+		}
+	}
 	cancel()
 	o.Timings.Connect = time.Since(o.Start)
 	if err != nil {
@@ -229,8 +236,10 @@ func (p *Prober) run(ctx context.Context, conn net.Conn, o *Observation, peerHS 
 	b.set.Reset(o.NumPieces)
 
 	// A done ctx closes the connection, which unblocks any read or write at once.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	if ctx.Done() != nil { // (skip the allocation for contexts that never end)
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		defer stop()
+	}
 
 	s := &session{p: p, conn: conn, o: o, b: b, writeOK: true}
 	s.end = time.Now().Add(p.cfg.SessionCap)
