@@ -489,3 +489,32 @@ func TestCorruptPeerRecord(t *testing.T) {
 		t.Fatalf("confirmed = %d, want 1 (only the readable peer)", n)
 	}
 }
+
+// TestStoreFull uses bbolt's own size cap as a real "disk full": commits fail with no_space,
+// nothing is counted from them, and probing (Record) is never blocked by it.
+func TestStoreFull(t *testing.T) {
+	c, _ := newCollector(t, filepath.Join(t.TempDir(), "s.db"), Config{Retries: -1,
+		StoreOptions: store.Options{MaxSize: 1 << 20}})
+	defer c.Close()
+	var batch []probe.Observation
+	for i := range 20000 {
+		batch = append(batch, step{ip: fmt.Sprintf("127.%d.%d.%d", i/60000+1, i/250%240, i%250+1), port: 1, first: 10, last: 99, dur: 5}.obs())
+	}
+	committed := uint64(0)
+	for i := 0; i < len(batch); i += 1000 {
+		before := testutil.ToFloat64(c.m.commits)
+		c.flush(batch[i : i+1000])
+		if testutil.ToFloat64(c.m.commits) > before {
+			committed += 1000
+		}
+	}
+	if testutil.ToFloat64(c.m.commitFailures.WithLabelValues("no_space")) == 0 {
+		t.Fatal("the size cap was never reached")
+	}
+	if n := c.Aggregates().Torrents[torrent].Confirmed; n != committed {
+		t.Fatalf("confirmed %d, committed batches held %d", n, committed)
+	}
+	if got := testutil.ToFloat64(c.m.dropped); got != float64(uint64(len(batch))-committed) {
+		t.Fatalf("dropped %v, want %d", got, uint64(len(batch))-committed)
+	}
+}
