@@ -39,7 +39,7 @@ const (
 	DefaultLookupTimeout        = 60 * time.Second
 	DefaultAnnounceGrace        = 5 * time.Second
 	DefaultMaxConcurrentLookups = 8
-	DefaultSendRate             = 25 // KRPC packets per second, anacrolix's default
+	DefaultSendRate             = 80 // KRPC packets/s, about libtorrent's 8000 B/s DHT upload limit
 	DefaultQueryTimeout         = 2 * time.Second
 	// NodesFileName is the conventional name of the node file in btda's storage directory.
 	NodesFileName = "dht-nodes.dat"
@@ -186,6 +186,8 @@ type Node struct {
 	maint   sync.WaitGroup // routing table refreshers
 
 	announceSlots chan struct{} // bounds announce deliveries waiting on the out channel
+
+	saveMu sync.Mutex // one node-file writer at a time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -614,6 +616,9 @@ func (n *Node) maintain(s *server) {
 			}
 			n.log.Debug("DHT routing table refresh failed", "family", s.family, "err", err)
 			delay = jitter(retryInterval)
+		} else if err := n.saveNodes(); err != nil {
+			// Saved now and then, not only at shutdown, so that a crash loses little.
+			n.log.Warn("cannot save DHT nodes", "err", err)
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -726,6 +731,8 @@ func (n *Node) saveNodes() error {
 	if n.cfg.NodesFile == "" {
 		return nil
 	}
+	n.saveMu.Lock()
+	defer n.saveMu.Unlock()
 	var nodes []SavedNode
 	for _, s := range n.servers {
 		for _, ni := range s.srv.Nodes() {

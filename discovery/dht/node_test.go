@@ -556,3 +556,52 @@ func TestImpliedPortAnnounce(t *testing.T) {
 		t.Fatalf("sighting %v, want the announcer's UDP address %v", s.Addr, from)
 	}
 }
+
+// BenchmarkLookupLoopback measures one whole lookup (traversal plus announce_peer) against an
+// 8-node loopback DHT.
+func BenchmarkLookupLoopback(b *testing.B) {
+	cluster := startClusterB(b, 8)
+	ih := hash(30)
+	n, err := New(Config{Listen: "127.0.0.1:0", Bootstrap: []string{addrOf(cluster[0]).String()},
+		PeerPort: 7001, SendRate: 1e6, QueryTimeout: 500 * time.Millisecond}, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := n.Lookup(ctx, ih); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func startClusterB(b *testing.B, size int) []*adht.Server {
+	var nodes []*adht.Server
+	for i := range size {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var boot []adht.Addr
+		if i > 0 {
+			boot = []adht.Addr{adht.NewAddr(nodes[0].Addr().(*net.UDPAddr))}
+		}
+		s, err := adht.NewServer(&adht.ServerConfig{Conn: conn, NoSecurity: true,
+			StartingNodes: func() ([]adht.Addr, error) { return boot, nil },
+			PeerStore:     newBoundedPeerStore(), Logger: quietAnacrolix(),
+			SendLimiter: rate.NewLimiter(rate.Inf, 0)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Close)
+		nodes = append(nodes, s)
+		if i > 0 {
+			if _, err := s.Bootstrap(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return nodes
+}

@@ -145,3 +145,19 @@ func FuzzParseNodes(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseNodes(b *testing.B) {
+	var nodes []SavedNode
+	for i := range MaxSavedNodes {
+		nodes = append(nodes, SavedNode{ID: [20]byte{byte(i), byte(i >> 8), 1},
+			Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, byte(i >> 8), byte(i)}), 1)})
+	}
+	data := MarshalNodes(nodes)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseNodes(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
