@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/btda/btda/collector/store"
@@ -516,5 +517,40 @@ func TestStoreFull(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(c.m.dropped); got != float64(uint64(len(batch))-committed) {
 		t.Fatalf("dropped %v, want %d", got, uint64(len(batch))-committed)
+	}
+}
+
+// A regression is flagged and gives no speed sample; the climb after it does.
+func TestSpeedAndRegression(t *testing.T) {
+	c, _ := newCollector(t, filepath.Join(t.TempDir(), "s.db"), Config{})
+	defer c.Close()
+	feed(c,
+		step{port: 1, first: 50, last: 50}.obs(),
+		step{port: 1, first: 30, last: 30, at: 60}.obs(),           // regression: no sample
+		step{port: 1, first: 30, last: 40, at: 120, dur: 10}.obs(), // 10 pieces in 10 s (60→120 s: 0 pieces)
+		step{port: 1, first: 40, last: 41, at: 130, dur: 0}.obs(),  // no newer than the stored last point: a duplicate
+	)
+	p := peerRecord(t, c, step{port: 1}.obs())
+	if !p.Has(store.FlagRegressed) || p.Has(store.FlagConfirmed) {
+		t.Fatalf("flags %b", p.Flags)
+	}
+	if want := float64(10*pieceLength) / 10; p.MaxSpeed != want {
+		t.Fatalf("max speed %v, want %v", p.MaxSpeed, want)
+	}
+	h := c.m.speed.WithLabelValues("ZZ").(prometheus.Histogram)
+	m := &dto.Metric{}
+	if err := h.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	// Samples: 30→30 over 60 s (0 B/s) and 30→40 over 10 s; none for 50→30.
+	if got := m.GetHistogram().GetSampleCount(); got != 2 {
+		t.Fatalf("speed samples %d, want 2", got)
+	}
+	if got, want := m.GetHistogram().GetSampleSum(), float64(10*pieceLength)/10; got != want {
+		t.Fatalf("speed sum %v, want %v", got, want)
+	}
+	ca := c.Aggregates().Countries["ZZ"]
+	if ca.Bytes != 10*pieceLength || ca.Seconds != 70 {
+		t.Fatalf("country aggregate %+v, want %d bytes over 70 s", ca, 10*pieceLength)
 	}
 }

@@ -117,6 +117,9 @@ func TestGoldenExposition(t *testing.T) {
 
 func TestLint(t *testing.T) {
 	_, reg := goldenScenario(t)
+	if _, err := geo.NewRDNS(geo.RDNSConfig{}, resolverFunc(nil), reg, quietLog()); err != nil {
+		t.Fatal(err)
+	}
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
