@@ -67,12 +67,16 @@ func (c *MetadataConfig) setDefaults() error {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
-	// The session defaults already know how to make a peer id, a dialer and a logger.
-	sc := SessionConfig{PeerID: c.PeerID, Dial: c.Dial, Logger: c.Logger}
+	// The session defaults already know how to make a peer id and a logger.
+	sc := SessionConfig{PeerID: c.PeerID, Logger: c.Logger}
 	if err := sc.setDefaults(); err != nil {
 		return err
 	}
-	c.PeerID, c.Dial, c.Logger = sc.PeerID, sc.Dial, sc.Logger
+	c.PeerID, c.Logger = sc.PeerID, sc.Logger
+	if c.Dial == nil {
+		d := &net.Dialer{}
+		c.Dial = d.DialContext
+	}
 	return nil
 }
 
