@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/btda/btda/discovery/metainfo"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // startOpentracker runs Debian's opentracker on 127.0.0.1 (HTTP and UDP on one port) with
@@ -154,7 +155,7 @@ func TestOpentrackerInterop(t *testing.T) {
 
 	cfg := fastConfig(nil)
 	cfg.Port = 6000
-	cfg.UDPBase, cfg.UDPMaxWait = 500*time.Millisecond, time.Second
+	cfg.UDPBase, cfg.UDPMaxWait = 200*time.Millisecond, 400*time.Millisecond
 	self := netip.MustParseAddrPort("127.0.0.1:6000")
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d/announce", port)
 	udpURL := fmt.Sprintf("udp://127.0.0.1:%d/announce", port)
@@ -205,5 +206,59 @@ func TestOpentrackerInterop(t *testing.T) {
 			}
 			t.Logf("unlisted hash: %v", err)
 		})
+	}
+}
+
+// TestOpentrackerAnnouncer: the Announcer against opentracker over HTTP and UDP at once:
+// the fake peers arrive as sightings, opentracker's min interval (~15 min) holds the
+// announcer to one announce per tracker, and shutdown's stopped takes us out of the swarm.
+func TestOpentrackerAnnouncer(t *testing.T) {
+	checkGoroutines(t)
+	h := metainfo.Hash{0xb7, 0xda, 0x00, 0x02}
+	port := startOpentracker(t, h)
+	var fake []netip.AddrPort
+	for i := range 3 {
+		ip := fmt.Sprintf("127.0.0.%d", 20+i)
+		rawAnnounce(t, port, ip, h, 7100+i, 100, "started")
+		fake = append(fake, netip.MustParseAddrPort(fmt.Sprintf("%s:%d", ip, 7100+i)))
+	}
+	log, _ := testLogger()
+	cfg := fastConfig(log)
+	cfg.Port = 6001
+	cfg.UDPBase, cfg.UDPMaxWait = 200*time.Millisecond, 400*time.Millisecond
+	httpURL := fmt.Sprintf("http://127.0.0.1:%d/announce", port)
+	udpURL := fmt.Sprintf("udp://127.0.0.1:%d/announce", port)
+	r := startAnnouncer(t, cfg, TorrentInfo{Hash: h, Label: "ot", Length: 1, Tiers: [][]string{{httpURL}, {udpURL}}})
+	reqs := r.a.c.m.requests
+	waitFor(t, "an announce and a scrape on both protocols", func() bool {
+		return testutil.ToFloat64(reqs.WithLabelValues("127.0.0.1", KindScrape)) >= 2 && r.nSightings() >= 6
+	})
+	r.mu.Lock()
+	got := map[netip.AddrPort]int{}
+	for _, s := range r.sightings {
+		got[s.Addr]++
+	}
+	r.mu.Unlock()
+	for _, p := range fake {
+		if got[p] != 2 {
+			t.Errorf("peer %v seen %d times, want once per protocol (sightings %v)", p, got[p], got)
+		}
+	}
+	if v := testutil.ToFloat64(r.a.c.m.interval.WithLabelValues("127.0.0.1")); v < 600 {
+		t.Errorf("interval in force %v s; opentracker's min interval is ~15 min", v)
+	}
+	if n := testutil.ToFloat64(reqs.WithLabelValues("127.0.0.1", KindAnnounce)); n != 2 {
+		t.Errorf("%v announces before shutdown, want 2 (min interval honoured)", n)
+	}
+	r.stop()
+	if n := testutil.ToFloat64(reqs.WithLabelValues("127.0.0.1", KindAnnounce)); n != 4 {
+		t.Errorf("%v announces after shutdown, want 4 (a stopped per tracker)", n)
+	}
+	m, _ := newMetrics(nil)
+	c := newCore(cfg, m)
+	defer c.close()
+	s, err := c.scrape(context.Background(), httpURL, h, "")
+	if err != nil || s.Leechers != 3 {
+		t.Errorf("scrape after shutdown %+v, %v: want the 3 fake leechers only", s, err)
 	}
 }
