@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -140,4 +141,31 @@ func BenchmarkLoopback(b *testing.B) {
 	b.ReportMetric(float64(probeA)/float64(b.N), "allocs/probe")
 	b.ReportMetric(float64(rawA)/float64(b.N), "allocs/raw")
 	b.ReportMetric(float64(probeF+rawF), "failed")
+}
+
+// BenchmarkSessionMessages runs the session logic (no sockets) over a peer that sends a
+// bitfield and 250 haves: allocations per session must not grow with the message count.
+func BenchmarkSessionMessages(b *testing.B) {
+	hs := wire.Handshake{Reserved: fastExt, InfoHash: testHash, PeerID: pid("-LT20A0-abcdefghijkl")}
+	script := wire.AppendHandshake(nil, hs)
+	script = wire.AppendMessage(script, wire.Message{Type: wire.Bitfield, Payload: bitfieldOf(1000, 1, 2, 3)})
+	for i := range 250 {
+		script = wire.AppendMessage(script, have(i*3))
+	}
+	p, err := NewProber(SessionConfig{MaxMessages: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn := &memConn{}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(script)))
+	for b.Loop() {
+		conn.r = bytes.NewReader(script)
+		o := Observation{Torrent: testHash, NumPieces: 1000, Direction: Outgoing, CompleteAgo: -1}
+		p.run(context.Background(), conn, &o, nil)
+		if o.Outcome != OutcomeOK || o.Messages != 251 {
+			b.Fatalf("%v %d", o.Outcome, o.Messages)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*251), "ns/message")
 }

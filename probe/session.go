@@ -229,9 +229,15 @@ type session struct {
 // already read; for an outgoing one it is nil and run exchanges handshakes itself.
 func (p *Prober) run(ctx context.Context, conn net.Conn, o *Observation, peerHS *wire.Handshake) {
 	b := p.pool.Get().(*sessionBufs)
-	defer p.pool.Put(b)
+	defer func() {
+		b.br.Reset(nil) // do not keep the connection reachable from the pool
+		b.dec.Reset(nil, 0)
+		if b.dec.BufferCap() > 64<<10 {
+			b.dec = wire.Decoder{} // one huge message should not pin its buffer forever
+		}
+		p.pool.Put(b)
+	}()
 	b.br.Reset(conn)
-	defer b.br.Reset(nil) // do not keep the connection reachable from the pool
 	b.dec.Reset(b.br, o.NumPieces)
 	b.set.Reset(o.NumPieces)
 

@@ -131,6 +131,10 @@ func (d *Decoder) Reset(r io.Reader, numPieces int) {
 	}
 }
 
+// BufferCap is the capacity of the decoder's body buffer (it grows to the largest message
+// seen), so pooled decoders that met a huge message can be dropped.
+func (d *Decoder) BufferCap() int { return cap(d.buf) }
+
 // SetMaxExtendedLen changes the cap on extended messages (default DefaultMaxExtendedLen).
 func (d *Decoder) SetMaxExtendedLen(n int) { d.maxExtendedLen = n }
 
