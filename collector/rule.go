@@ -163,9 +163,13 @@ func (c *Collector) newPeer(o *probe.Observation, addr netip.Addr) store.Peer {
 	if c.cfg.KeepRawIP {
 		p.Addr = addr
 	}
-	p.NetLabel = unknownNetwork
-	if info.Org != "" {
+	switch {
+	case info.Org != "":
 		p.NetLabel = info.Org
+	case info.ASN != 0:
+		p.NetLabel = fmt.Sprintf("AS%d", info.ASN)
+	default:
+		p.NetLabel = unknownNetwork
 	}
 	return p
 }
@@ -178,7 +182,8 @@ func addNetwork(d *store.Aggregates, label string, peers, confirmed int64) {
 }
 
 // enrichLater fills in the registered domain once reverse DNS has answered (never waiting for
-// it). A peer without an ASN organisation then moves from the "unknown" network to its domain.
+// it). A peer without an ASN then moves from the "unknown" network to its domain, so the
+// network tables use the ASN organisation when there is one and the domain otherwise.
 func (c *Collector) enrichLater(rec *store.Peer, addr netip.Addr, d *store.Aggregates) {
 	if c.cfg.RDNS == nil || rec.Has(store.FlagRDNSDone) {
 		return
