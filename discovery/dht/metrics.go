@@ -36,6 +36,7 @@ type metrics struct {
 	queriesRecv      *prometheus.CounterVec
 	lastSuccess      prometheus.Gauge
 	watched          prometheus.Gauge
+	inFlight         prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -78,6 +79,10 @@ func newMetrics() *metrics {
 			Namespace: "btda", Subsystem: "dht", Name: "watched_torrents",
 			Help: "Torrents the DHT node looks up periodically.",
 		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "btda", Subsystem: "dht", Name: "lookups_in_flight",
+			Help: "DHT lookups running now.",
+		}),
 	}
 	for _, r := range failureReasons {
 		m.lookupFailures.WithLabelValues(r)
@@ -90,7 +95,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.lookups, m.lookupFailures, m.lookupDuration, m.peersReceived,
-		m.announcesRecv, m.announcesDropped, m.queriesRecv, m.lastSuccess, m.watched}
+		m.announcesRecv, m.announcesDropped, m.queriesRecv, m.lastSuccess, m.watched, m.inFlight}
 }
 
 // register registers every collector, undoing the ones already registered on failure so a

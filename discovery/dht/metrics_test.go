@@ -32,6 +32,9 @@ btda_dht_last_success_timestamp_seconds 0
 btda_dht_lookup_failures_total{reason="error"} 0
 btda_dht_lookup_failures_total{reason="no_nodes"} 0
 btda_dht_lookup_failures_total{reason="timeout"} 0
+# HELP btda_dht_lookups_in_flight DHT lookups running now.
+# TYPE btda_dht_lookups_in_flight gauge
+btda_dht_lookups_in_flight 0
 # HELP btda_dht_lookups_total DHT get_peers lookups that ran to completion or to their deadline (shutdown-cancelled lookups are not counted).
 # TYPE btda_dht_lookups_total counter
 btda_dht_lookups_total 0
@@ -64,7 +67,7 @@ btda_dht_watched_torrents 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"btda_dht_announces_dropped_total", "btda_dht_announces_received_total",
 		"btda_dht_announces_sent_total", "btda_dht_last_success_timestamp_seconds",
-		"btda_dht_lookup_failures_total", "btda_dht_lookups_total",
+		"btda_dht_lookup_failures_total", "btda_dht_lookups_total", "btda_dht_lookups_in_flight",
 		"btda_dht_outstanding_transactions", "btda_dht_peers_received_total",
 		"btda_dht_queries_received_total", "btda_dht_queries_sent_total",
 		"btda_dht_routing_table_good_nodes", "btda_dht_routing_table_nodes",

@@ -461,12 +461,20 @@ func (n *Node) emit(ctx context.Context, h metainfo.Hash, ap netip.AddrPort) {
 
 // Lookup runs one get_peers traversal for h on every address family, bounded by ctx and
 // LookupTimeout, announces PeerPort to the closest nodes (if set) and returns the distinct
-// peers found. It does not emit sightings: it is for one-off use (magnet metadata, `btda
-// announce --dht`). A lookup in which some node answered succeeds even with no peers.
+// peers found. It does not emit sightings and does not take one of the MaxConcurrentLookups
+// slots: it is for one-off use (magnet metadata, `btda announce --dht`). A lookup in which some node answered succeeds even with no peers.
 func (n *Node) Lookup(ctx context.Context, h metainfo.Hash) ([]netip.AddrPort, error) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, ErrClosed
+	}
+	n.loops.Add(1) // Close waits for one-off lookups too
+	n.mu.Unlock()
+	defer n.loops.Done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(n.ctx, cancel) // Close cancels one-off lookups too
+	stop := context.AfterFunc(n.ctx, cancel)
 	defer stop()
 	return n.lookup(ctx, h, nil)
 }
@@ -481,6 +489,8 @@ func (n *Node) lookup(ctx context.Context, h metainfo.Hash, found func(netip.Add
 		return nil, ErrClosed
 	}
 	start := time.Now()
+	n.m.inFlight.Inc()
+	defer n.m.inFlight.Dec()
 	deadline, cancel := context.WithTimeout(ctx, n.cfg.LookupTimeout)
 	defer cancel()
 

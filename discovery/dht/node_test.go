@@ -9,13 +9,17 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	adht "github.com/anacrolix/dht/v2"
+	"github.com/anacrolix/dht/v2/krpc"
 	peer_store "github.com/anacrolix/dht/v2/peer-store"
 	alog "github.com/anacrolix/log"
+	"github.com/anacrolix/torrent/bencode"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
@@ -182,6 +186,7 @@ func TestFindsAnnouncedPeerAndReusesSavedNodes(t *testing.T) {
 	ih := hash(1)
 	announce(t, "udp4", "127.0.0.1", boot, ih, 6881, false)
 	peer := netip.MustParseAddrPort("127.0.0.1:6881")
+	before := runtime.NumGoroutine()
 
 	nodesFile := filepath.Join(t.TempDir(), NodesFileName)
 	out := make(chan discovery.Sighting, 64)
@@ -237,6 +242,9 @@ func TestFindsAnnouncedPeerAndReusesSavedNodes(t *testing.T) {
 	if got := testutil.ToFloat64(n3.m.lookupFailures.WithLabelValues(ReasonNoNodes)); got != 1 {
 		t.Fatalf("no_nodes failures = %v, want 1", got)
 	}
+	n2.Close()
+	n3.Close()
+	checkGoroutines(t, before)
 }
 
 func clusterHasPeer(cluster []*adht.Server, ih metainfo.Hash, want netip.AddrPort) bool {
@@ -604,4 +612,90 @@ func startClusterB(b *testing.B, size int) []*adht.Server {
 		}
 	}
 	return nodes
+}
+
+// recordingHole is a loopback UDP socket that never answers and records the info hashes of
+// the get_peers queries it receives.
+type recordingHole struct {
+	addr netip.AddrPort
+	mu   sync.Mutex
+	seen []metainfo.Hash
+}
+
+func newRecordingHole(t *testing.T) *recordingHole {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h := &recordingHole{addr: c.LocalAddr().(*net.UDPAddr).AddrPort()}
+	go func() {
+		b := make([]byte, 2048)
+		for {
+			n, _, err := c.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			var m krpc.Msg
+			if bencode.Unmarshal(b[:n], &m) != nil || m.Q != "get_peers" || m.A == nil {
+				continue
+			}
+			h.mu.Lock()
+			if !slices.Contains(h.seen, metainfo.Hash(m.A.InfoHash)) {
+				h.seen = append(h.seen, metainfo.Hash(m.A.InfoHash))
+			}
+			h.mu.Unlock()
+		}
+	}()
+	return h
+}
+
+func (h *recordingHole) waitSeen(t *testing.T, count int) []metainfo.Hash {
+	t.Helper()
+	deadline := time.Now().Add(failSafe)
+	for {
+		h.mu.Lock()
+		seen := slices.Clone(h.seen)
+		h.mu.Unlock()
+		if len(seen) >= count {
+			return seen
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("saw %d looked-up torrents, want %d", len(seen), count)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestMaxConcurrentLookups(t *testing.T) {
+	hole := newRecordingHole(t)
+	before := runtime.NumGoroutine()
+	n := newNode(t, Config{Bootstrap: []string{hole.addr.String()}, MaxConcurrentLookups: 2,
+		LookupTimeout: time.Hour, QueryTimeout: time.Hour}, nil, nil)
+	for i := range 5 {
+		n.Add(hash(byte(40 + i)))
+	}
+	stop := runNode(t, n)
+	// The hole never answers, so the first two lookups hold both slots.
+	first := hole.waitSeen(t, 2)
+	if got := testutil.ToFloat64(n.m.inFlight); got != 2 {
+		t.Fatalf("lookups in flight = %v, want 2", got)
+	}
+	if len(first) != 2 {
+		t.Fatalf("%d torrents looked up at once, want 2", len(first))
+	}
+	// Removing them cancels their lookups and frees the slots for the next two.
+	n.Remove(first[0])
+	n.Remove(first[1])
+	next := hole.waitSeen(t, 4)
+	if len(next) != 4 {
+		t.Fatalf("%d torrents looked up, want 4", len(next))
+	}
+	if got := testutil.ToFloat64(n.m.inFlight); got > 2 {
+		t.Fatalf("lookups in flight = %v, want ≤ 2", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkGoroutines(t, before)
 }
