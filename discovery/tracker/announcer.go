@@ -23,6 +23,7 @@ type Announcer struct {
 
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*torrentRun
+	removing map[metainfo.Hash]chan struct{} // removed torrents whose stopped round still runs
 	runCtx   context.Context // set while Run runs
 	stopped  bool
 	wg       sync.WaitGroup
@@ -32,6 +33,8 @@ type torrentRun struct {
 	info   TorrentInfo
 	urls   []string
 	cancel context.CancelFunc // nil until started
+	done   chan struct{}      // closed when all its workers have returned; nil until started
+	after  chan struct{}      // an earlier run of the same hash to wait for (Remove then Add)
 }
 
 // NewAnnouncer creates an Announcer that sends sightings to out and registers its metrics
@@ -44,7 +47,8 @@ func NewAnnouncer(cfg Config, reg prometheus.Registerer, out chan<- discovery.Si
 	if err != nil {
 		return nil, err
 	}
-	return &Announcer{c: newCore(cfg, m), out: out, torrents: map[metainfo.Hash]*torrentRun{}}, nil
+	return &Announcer{c: newCore(cfg, m), out: out, torrents: map[metainfo.Hash]*torrentRun{},
+		removing: map[metainfo.Hash]chan struct{}{}}, nil
 }
 
 // TrackerURLs returns the distinct tracker URLs of t's tiers in tier order (surrounding
@@ -89,7 +93,9 @@ func (a *Announcer) Add(t TorrentInfo) error {
 	if _, ok := a.torrents[t.Hash]; ok {
 		return fmt.Errorf("tracker: torrent %s already added", t.Hash)
 	}
-	tr := &torrentRun{info: t, urls: urls}
+	// A torrent removed and added again (say, to update it once a magnet's metadata is
+	// known) starts after the old run's stopped, or trackers would see started, stopped.
+	tr := &torrentRun{info: t, urls: urls, after: a.removing[t.Hash]}
 	a.torrents[t.Hash] = tr
 	for _, u := range urls {
 		a.c.m.initTracker(TrackerLabel(u))
@@ -111,6 +117,7 @@ func (a *Announcer) Remove(h metainfo.Hash) {
 	delete(a.torrents, h)
 	if tr.cancel != nil {
 		tr.cancel()
+		a.removing[h] = tr.done
 	}
 }
 
@@ -118,10 +125,27 @@ func (a *Announcer) Remove(h metainfo.Hash) {
 func (a *Announcer) start(tr *torrentRun) {
 	ctx, cancel := context.WithCancel(a.runCtx)
 	tr.cancel = cancel
+	tr.done = make(chan struct{})
+	var twg sync.WaitGroup
 	for _, u := range tr.urls {
 		a.wg.Add(1)
-		go a.work(ctx, tr.info, u)
+		twg.Add(1)
+		go func() {
+			defer twg.Done()
+			a.work(ctx, tr.info, u, tr.after)
+		}()
 	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		twg.Wait()
+		close(tr.done)
+		a.mu.Lock()
+		if a.removing[tr.info.Hash] == tr.done {
+			delete(a.removing, tr.info.Hash)
+		}
+		a.mu.Unlock()
+	}()
 }
 
 // Run announces until ctx is cancelled, then sends event=stopped to every tracker that
@@ -181,8 +205,15 @@ func (s *trackerState) nextDelay(cfg Config) time.Duration {
 }
 
 // work is one tracker URL's loop for one torrent.
-func (a *Announcer) work(ctx context.Context, t TorrentInfo, rawURL string) {
+func (a *Announcer) work(ctx context.Context, t TorrentInfo, rawURL string, after <-chan struct{}) {
 	defer a.wg.Done()
+	if after != nil {
+		select {
+		case <-after:
+		case <-ctx.Done():
+			return
+		}
+	}
 	c := a.c
 	label := TrackerLabel(rawURL)
 	log := c.log.With("tracker", Redact(rawURL), "infohash", t.Label)

@@ -225,6 +225,29 @@ func TestAddRemove(t *testing.T) {
 	if ev := f.requests()[n].q.Get("event"); ev != "started" {
 		t.Errorf("re-added torrent's first event %q", ev)
 	}
+	// Remove and Add at once: the new started must follow the old stopped.
+	waitFor(t, "a periodic announce", func() bool { return f.count() > n+1 })
+	r.a.Remove(testHash)
+	if err := r.a.Add(ti); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second restart", func() bool {
+		for _, rq := range f.requests()[n+1:] {
+			if rq.q.Get("event") == "started" {
+				return true
+			}
+		}
+		return false
+	})
+	var events []string
+	for _, rq := range f.requests()[n+1:] {
+		if ev := rq.q.Get("event"); ev != "" {
+			events = append(events, ev)
+		}
+	}
+	if len(events) < 2 || events[0] != "stopped" || events[1] != "started" {
+		t.Errorf("events after Remove+Add: %v, want stopped then started", events)
+	}
 }
 
 // TestMultiTracker: every URL of every tier is announced to; duplicates and unsupported
