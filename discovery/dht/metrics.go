@@ -71,6 +71,9 @@ func newMetrics() *metrics {
 			Namespace: "btda", Subsystem: "dht", Name: "queries_received_total",
 			Help: "KRPC queries received from other DHT nodes, by query type.",
 		}, []string{"query"}),
+		// Success = at least one node answered, peers or not: a torrent nobody announced in
+		// the DHT is a valid answer, and alerting on "no peers" would flag quiet swarms as a
+		// broken DHT.
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "btda", Subsystem: "dht", Name: "last_success_timestamp_seconds",
 			Help: "Unix time of the last lookup in which at least one node answered (0: never).",

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -698,4 +699,53 @@ func TestMaxConcurrentLookups(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGoroutines(t, before)
+}
+
+func TestSamePortBothFamilies(t *testing.T) {
+	// The production default puts both nodes on port 17000; udp6 sockets are v6-only in Go,
+	// so the two do not collide. Use a free port to stay independent of the machine.
+	c, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	c.Close()
+	n, err := New(Config{Listen: net.JoinHostPort("0.0.0.0", strconv.Itoa(port)), IPv6: true,
+		Listen6: net.JoinHostPort("::", strconv.Itoa(port))}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.Addr("ipv4").Port() != uint16(port) || n.Addr("ipv6").Port() != uint16(port) {
+		t.Fatalf("addresses %v and %v, want port %d on both", n.Addr("ipv4"), n.Addr("ipv6"), port)
+	}
+	if n.Addr("nonsense").IsValid() {
+		t.Fatal("unknown family has an address")
+	}
+}
+
+func TestDefaultBootstrapIsACopy(t *testing.T) {
+	if len(DefaultBootstrap) == 0 || &DefaultBootstrap[0] == &adht.DefaultGlobalBootstrapHostPorts[0] {
+		t.Fatal("DefaultBootstrap must be a non-empty copy of anacrolix's list")
+	}
+	for _, hp := range DefaultBootstrap {
+		if _, _, err := splitHostPort(hp); err != nil {
+			t.Errorf("default bootstrap %q: %v", hp, err)
+		}
+	}
+}
+
+func FuzzSplitHostPort(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:6881", "[::1]:1", "router.example:0", ":1", "x", "[::1", "a:65536", "a:b:c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		host, port, err := splitHostPort(s)
+		if err != nil {
+			return
+		}
+		if host == "" || port == 0 {
+			t.Fatalf("%q accepted as host %q port %d", s, host, port)
+		}
+	})
 }
