@@ -99,7 +99,7 @@ func httpScrapeURL(scrape string, h metainfo.Hash) string {
 	return appendQuery(scrape, "info_hash="+percentEncode(h[:]))
 }
 
-// httpClient returns the client used for every HTTP tracker: no proxy from the
+// newHTTPClient returns the client used for every HTTP tracker: no proxy from the
 // environment, a bounded number of redirects.
 func newHTTPClient(cfg Config) *http.Client {
 	tr := &http.Transport{
@@ -111,12 +111,12 @@ func newHTTPClient(cfg Config) *http.Client {
 		IdleConnTimeout:       90 * time.Second,
 		DisableCompression:    false,
 	}
-	max := cfg.MaxRedirects
+	maxRedirects := cfg.MaxRedirects
 	return &http.Client{
 		Transport: tr,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) > max {
-				return withReason(ReasonRedirects, "more than %d redirects", max)
+			if len(via) > maxRedirects {
+				return withReason(ReasonRedirects, "more than %d redirects", maxRedirects)
 			}
 			return nil
 		},
@@ -201,6 +201,11 @@ func httpAnnounce(ctx context.Context, c *http.Client, cfg Config, base string, 
 func httpScrape(ctx context.Context, c *http.Client, cfg Config, scrape string, h metainfo.Hash) (*ScrapeResponse, error) {
 	body, err := httpGet(ctx, c, cfg, httpScrapeURL(scrape, h))
 	if err != nil {
+		if body != nil {
+			if _, ferr := dictOf(body); ReasonOf(ferr) == ReasonFailure {
+				return nil, ferr
+			}
+		}
 		return nil, err
 	}
 	return decodeHTTPScrape(body, h)
