@@ -24,7 +24,7 @@ type Announcer struct {
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*torrentRun
 	removing map[metainfo.Hash]chan struct{} // removed torrents whose stopped round still runs
-	runCtx   context.Context // set while Run runs
+	runCtx   context.Context                 // set while Run runs
 	stopped  bool
 	wg       sync.WaitGroup
 }
