@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -45,5 +46,29 @@ func BenchmarkHTTPAnnounceURL(b *testing.B) {
 	r := AnnounceRequest{Hash: testHash, PeerID: NewPeerID(), Key: 1, Port: 6881, Left: 1 << 30, NumWant: 200}
 	for b.Loop() {
 		_ = httpAnnounceURL("http://tracker.example/announce?passkey=x", r)
+	}
+}
+
+// BenchmarkAnnounceLoopback is one full announce (request, reply, decode, metrics) against
+// the loopback fakes: what one tracker request costs btda, network stack included.
+func BenchmarkAnnounceLoopback(b *testing.B) {
+	for _, proto := range []string{"http", "udp"} {
+		b.Run(proto, func(b *testing.B) {
+			var u string
+			if proto == "http" {
+				u = newFakeHTTP(b, "127.0.0.1", nil).URL
+			} else {
+				u = newFakeUDP(b, "127.0.0.1", nil).URL
+			}
+			m, _ := newMetrics(nil)
+			c := newCore(fastConfig(nil), m)
+			defer c.close()
+			req := AnnounceRequest{Hash: testHash, PeerID: c.cfg.PeerID, Port: 6881, Left: 1}
+			for b.Loop() {
+				if _, err := c.announce(context.Background(), u, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
