@@ -5,10 +5,12 @@
 //
 // What btda tells trackers. btda presents itself honestly as a leecher that has nothing:
 // uploaded=0, downloaded=0, left=the torrent's total length in bytes, so that peers connect
-// to its listener (incoming connections give the best revisit rate). event=started goes
-// with the first successful-or-not announce until one succeeds, later announces carry no
-// event, and event=stopped is sent on Remove and on shutdown to every tracker that accepted
-// a started. The peer id is "-BD0001-" followed by 12 random alphanumerics, one per run
+// to its listener (incoming connections give the best revisit rate); a torrent of unknown
+// length (magnet without metadata) is announced with left=16 KiB, never 0, which would make
+// btda a seed. event=started goes with the first announce (and again with the next ones
+// until a tracker accepts it), periodic announces carry no event, and event=stopped is sent
+// on Remove and on shutdown to every tracker that accepted a started. UDP announces carry
+// the URL's path and query as BEP 41 URLData (private UDP trackers keep passkeys there). The peer id is "-BD0001-" followed by 12 random alphanumerics, one per run
 // (Azureus style, "BD" = btda; a stable, honest prefix rather than an imitation of a real
 // client, see REFERENCE.md §3.14); the key is a random 32-bit value, one per run.
 //
@@ -23,9 +25,11 @@
 // `interval`, that is the only limit it asked for and is honoured as well. A configured
 // interval longer than the tracker's wins (btda then asks less often than allowed). After
 // a failure the wait is an exponential back-off (Config.RetryBase doubling up to
-// Config.RetryMax), never shorter than the last `min interval` the tracker gave. The
+// Config.RetryMax), never shorter than the last `min interval` the tracker gave nor than
+// a BEP 31 `retry in`; `retry in: never` stops announcing to that tracker. The
 // wait in force is exported as btda_tracker_interval_seconds. Scrapes run right after each
-// announce, on the same schedule.
+// announce, on the same schedule, unless the announce found the tracker unreachable.
+// At most Config.MaxConcurrent requests are in flight at once.
 //
 // Metrics label trackers by host name only (lower case, no port, no scheme): URLs may carry
 // passkeys in the path or query, and a port adds cardinality without helping an operator.
