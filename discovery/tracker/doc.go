@@ -10,9 +10,10 @@
 // btda a seed. event=started goes with the first announce (and again with the next ones
 // until a tracker accepts it), periodic announces carry no event, and event=stopped is sent
 // on Remove and on shutdown to every tracker that accepted a started. UDP announces carry
-// the URL's path and query as BEP 41 URLData (private UDP trackers keep passkeys there). The peer id is "-BD0001-" followed by 12 random alphanumerics, one per run
-// (Azureus style, "BD" = btda; a stable, honest prefix rather than an imitation of a real
-// client, see REFERENCE.md §3.14); the key is a random 32-bit value, one per run.
+// the URL's path and query as BEP 41 URLData (private UDP trackers keep passkeys there).
+// The peer id is "-BD0001-" followed by 12 random alphanumerics, one per run (Azureus
+// style, "BD" = btda: a stable, honest prefix rather than an imitation of a real client,
+// see REFERENCE.md §3.14); the key is a random 32-bit value, one per run.
 //
 // Announce schedule (per tracker URL and torrent). After a success the next announce is
 // due after
@@ -34,5 +35,7 @@
 // Metrics label trackers by host name only (lower case, no port, no scheme): URLs may carry
 // passkeys in the path or query, and a port adds cardinality without helping an operator.
 // Two tracker URLs on the same host therefore share series; counters add up, gauges show
-// whichever reported last.
+// whichever reported last. Cardinality: per tracker host 2 request counters, 2×10 failure
+// counters (pre-created), 2 histograms, 3 gauges/counters; per (torrent, tracker host) 3
+// scrape gauges, deleted when the torrent is removed.
 package tracker
