@@ -383,3 +383,8 @@ func (c *Collector) claimCrossing(tx *store.Tx, t metainfo.Hash, addr netip.Addr
 	}
 	return count, nil
 }
+
+// Threshold is the piece count at or above which a peer of a torrent with pieces pieces
+// counts as complete: ceil(fraction × pieces), exact for decimal fractions. Every part of
+// btda that needs the threshold (the scheduler's done rule, reports) uses this one.
+func Threshold(fraction float64, pieces int) int { return newThreshold(fraction)(pieces) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"os/signal"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ type daemon struct {
 	log      *slog.Logger
 	registry *discovery.Registry
 	shard    shard
+	svc      *services
 
 	mu  sync.Mutex // serialises reloads
 	cfg *config.Config
@@ -93,9 +95,17 @@ func run(ctx context.Context, opts runOptions, logger *slog.Logger) int {
 		logger.Error("cannot set up the web server", "err", err)
 		return 1
 	}
+	d.svc, err = newServices(cfg, d.registry, reg, logger)
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	// bbolt is closed last, after every goroutine below has returned.
+	defer d.svc.close()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ws.Run(gctx) })
+	g.Go(func() error { return d.svc.run(gctx) })
 	g.Go(func() error {
 		if err := d.loadTorrents(gctx); err != nil {
 			return err
@@ -154,6 +164,7 @@ func (d *daemon) applyWatchList(ctx context.Context, cfg *config.Config) (discov
 	for _, f := range report.Failed {
 		d.log.Warn("torrent not loaded", "origin", f.Origin, "err", f.Err)
 	}
+	d.svc.apply(time.Now())
 	return diff, nil
 }
 
@@ -188,6 +199,9 @@ func (d *daemon) reload() error {
 		d.reloadOK.Set(0)
 		d.log.Error("reload failed; keeping the running configuration", "err", err)
 		return err
+	}
+	if restartNeeded(d.cfg, cfg) {
+		d.log.Warn("settings outside torrents.directory and torrents.magnet_file changed; they take effect at the next restart")
 	}
 	d.cfg = cfg
 	d.reloadOK.Set(1)
@@ -230,4 +244,13 @@ func (c *torrentsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(torrentsDesc, prometheus.GaugeValue, float64(n[[2]string{s.String(), k.String()}]), s.String(), k.String())
 		}
 	}
+}
+
+// restartNeeded reports whether two configurations differ in more than the watch list,
+// which is all a reload changes in a running btda.
+func restartNeeded(old, new *config.Config) bool {
+	a, b := *old, *new
+	a.Torrents.Directory, a.Torrents.MagnetFile = "", ""
+	b.Torrents.Directory, b.Torrents.MagnetFile = "", ""
+	return !reflect.DeepEqual(a, b)
 }
