@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -111,4 +112,43 @@ func sortedPeers(p []netip.AddrPort) []netip.AddrPort {
 	p = slices.Clone(p)
 	slices.SortFunc(p, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	return p
+}
+
+// TestSwarmTrackerIPv6: over [::1] the swarm tracker answers HTTP with BEP 7 peers6 and
+// UDP with 18-byte peers.
+func TestSwarmTrackerIPv6(t *testing.T) {
+	checkGoroutines(t)
+	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+		t.Skipf("no IPv6 loopback here (%v); IPv6 NOT tested", err)
+	} else {
+		c.Close()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tr, err := swarmtracker.Start(ctx, swarmtracker.Config{IPv6: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	peers := []netip.AddrPort{netip.MustParseAddrPort("127.3.0.1:6881"), netip.MustParseAddrPort("[::1]:6882"), netip.MustParseAddrPort("[fd00::3]:6883")}
+	tr.SetPeers(testHash, peers)
+	m, _ := newMetrics(nil)
+	c := newCore(fastConfig(nil), m)
+	defer c.close()
+	for _, u := range []string{tr.AnnounceURL6(), tr.UDPAnnounceURL6()} {
+		resp, err := c.announce(ctx, u, AnnounceRequest{Hash: testHash, Port: 6881, Left: 1, Event: EventStarted, NumWant: 50})
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		got := sortedPeers(resp.Peers)
+		var want []netip.AddrPort
+		for _, p := range peers {
+			if p.Addr().Is6() || strings.HasPrefix(u, "http") {
+				want = append(want, p) // HTTP hands out both families, UDP over IPv6 only IPv6
+			}
+		}
+		if !slices.Equal(got, sortedPeers(want)) {
+			t.Errorf("%s: peers %v, want %v", u, got, want)
+		}
+	}
 }
