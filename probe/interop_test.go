@@ -3,6 +3,7 @@ package probe
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -76,5 +77,54 @@ func TestAnacrolixInterop(t *testing.T) {
 	}
 	if o.Client.Family != "anacrolix/torrent" {
 		t.Errorf("client %+v", o.Client)
+	}
+
+	// Passive side: a second, empty anacrolix client is told about our Listener and
+	// connects to it; the Listener reads it like an active session.
+	cfg2 := torrent.NewDefaultClientConfig()
+	cfg2.DataDir = t.TempDir()
+	cfg2.NoDHT, cfg2.DisablePEX, cfg2.DisableUTP, cfg2.DisableIPv6, cfg2.DisableTrackers = true, true, true, true, true
+	cfg2.DisableWebtorrent, cfg2.DisableWebseeds, cfg2.NoDefaultPortForwarding = true, true, true
+	cfg2.ListenHost = func(string) string { return "127.0.0.1" }
+	cfg2.ListenPort = 0
+	cl2, err := torrent.NewClient(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	leech, err := cl2.AddTorrent(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	obs := make(chan Observation, 4)
+	l, err := NewListener(p, ListenerConfig{
+		Lookup:  func(h metainfo.Hash) (int, bool) { return pieces, h == hash },
+		Deliver: func(o Observation) { obs <- o },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	leech.DownloadAll() // a client that needs data dials the peers it knows
+	leech.AddPeers([]torrent.PeerInfo{{Addr: ln.Addr().(*net.TCPAddr), Trusted: true}})
+	select {
+	case o := <-obs:
+		t.Logf("incoming anacrolix: outcome %v known %v pieces %d listen port %d (client port %d) client %q v=%q", o.Outcome, o.Known, o.Last.Pieces, o.ListenPort, cl2.LocalPort(), o.Client.Family, o.Client.V)
+		if o.Direction != Incoming || o.Torrent != hash || !o.Known || o.Last.Pieces != 0 || !o.Flags.HaveNone {
+			t.Fatalf("incoming observation %+v", o)
+		}
+		if o.ListenPort != uint16(cl2.LocalPort()) {
+			t.Errorf("listen port %d from `p`, want %d", o.ListenPort, cl2.LocalPort())
+		}
+	case <-time.After(20 * time.Second): // liveness bound only
+		t.Fatalf("anacrolix never connected to the listener (stats %+v)", l.Stats())
 	}
 }
