@@ -77,6 +77,12 @@ func inspectOne(in string) inspectResult {
 		r.Error = err.Error()
 		return r
 	}
+	return summarize(in, t)
+}
+
+// summarize is the inspect result of a parsed torrent.
+func summarize(in string, t *metainfo.Torrent) inspectResult {
+	r := inspectResult{Input: in, Files: []inspectFile{}, Trackers: [][]string{}}
 	r.InfohashV1 = t.HexV1()
 	if r.InfohashV1 == "" {
 		// A v2-only torrent: peers never use its SHA-1, but other tools print it as the

@@ -54,6 +54,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	announceDHT := announceCmd.Flag("dht", "Also run a DHT get_peers lookup from a temporary node.").Bool()
 	announceTimeout := announceCmd.Flag("timeout", "Give up after this long.").Default("2m").Duration()
 
+	probeCommand := app.Command("probe", "Probe the given peers once and print one JSON observation per peer.")
+	probeTorrent := probeCommand.Flag("torrent", "A .torrent file.").String()
+	probeMagnet := probeCommand.Flag("magnet", "A magnet URI (its metadata is fetched from the peers first).").String()
+	probePeers := probeCommand.Arg("peer", "Peers as IP:PORT or [IPv6]:PORT.").Required().Strings()
+
+	metadataCommand := app.Command("metadata", "Fetch a magnet's metadata (BEP 9) from the given peers and print its summary.")
+	metadataMagnet := metadataCommand.Arg("magnet", "The magnet URI.").Required().String()
+	metadataPeers := metadataCommand.Arg("peer", "Peers as IP:PORT or [IPv6]:PORT.").Required().Strings()
+
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "btda: %v (try --help)\n", err)
@@ -68,6 +77,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case inspectCmd.FullCommand():
 		return inspect(*inspectArgs, stdout, logger)
+	case probeCommand.FullCommand():
+		return probeCmd(ctx, probeOptions{configFile: *configFile, torrent: *probeTorrent, magnet: *probeMagnet, peers: *probePeers}, stdout, logger)
+	case metadataCommand.FullCommand():
+		return metadataCmd(ctx, *configFile, *metadataMagnet, *metadataPeers, stdout, logger)
 	case announceCmd.FullCommand():
 		return announce(ctx, announceOptions{
 			configFile: *configFile,

@@ -113,7 +113,6 @@ type Trackers struct {
 	RequestInterval Duration `yaml:"request_interval"` // 2015: tracker_request_interval
 	Timeout         Duration `yaml:"timeout"`          // 2015: network_timeout
 	NumWant         int      `yaml:"numwant"`
-	Scrape          bool     `yaml:"scrape"`
 }
 
 // DHT configures the embedded Mainline DHT node.
@@ -174,7 +173,7 @@ func Default() Config {
 			ForgetAfter:      Duration(24 * time.Hour),
 			SendInterested:   true,
 		},
-		Trackers: Trackers{Enabled: true, RequestInterval: Duration(300 * time.Second), Timeout: Duration(6 * time.Second), NumWant: 200, Scrape: true},
+		Trackers: Trackers{Enabled: true, RequestInterval: Duration(300 * time.Second), Timeout: Duration(6 * time.Second), NumWant: 200},
 		DHT: DHT{
 			Enabled:         true,
 			ListenAddress:   ":17000",
