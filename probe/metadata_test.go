@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -434,4 +435,60 @@ func TestFetchMetadataCancel(t *testing.T) {
 			t.Errorf("%s: reason %s, want canceled or not_tried", pe.Addr, pe.Reason)
 		}
 	}
+}
+
+// FuzzFetchMetadataPeer feeds arbitrary bytes as a peer's side of a metadata transfer
+// (after a valid BEP 3 handshake): FetchMetadata must return a verified torrent or a
+// *MetadataError, never panic or hang.
+func FuzzFetchMetadataPeer(f *testing.F) {
+	info := []byte("d6:lengthi100e4:name4:data12:piece lengthi16384e6:pieces20:ppppppppppppppppppppe")
+	m := &metainfo.Magnet{InfoHashV1: sha1.Sum(info)}
+	ext := func(id uint8, payload []byte) []byte {
+		return wire.AppendMessage(nil, wire.Message{Type: wire.Extended, ExtendedID: id, Payload: payload})
+	}
+	hs := func(size int) []byte {
+		b, _ := wire.AppendExtHandshake(nil, wire.ExtHandshake{M: map[string]int{wire.ExtMetadata: 3},
+			P: -1, Reqq: -1, MetadataSize: size, CompleteAgo: -1})
+		return ext(0, b)
+	}
+	data := func(piece, total int, d []byte) []byte {
+		return ext(wire.OurMetadataID, wire.AppendMetadataMsg(nil, wire.MetadataMsg{Type: wire.MetadataData, Piece: piece, TotalSize: total, Data: d}))
+	}
+	good := append(hs(len(info)), data(0, len(info), info)...)
+	f.Add(good)
+	f.Add(append(wire.AppendMessage(nil, wire.Message{Type: wire.Bitfield, Payload: []byte{1, 2, 3}}), good...))
+	f.Add(append(hs(len(info)), ext(wire.OurMetadataID, wire.AppendMetadataMsg(nil, wire.MetadataMsg{Type: wire.MetadataReject}))...))
+	f.Add(hs(1 << 30))
+	f.Add(append(hs(len(info)), data(0, len(info), info[:50])...))
+	f.Add(append(hs(len(info)), data(1, len(info), info)...))
+	f.Add(append(hs(len(info)), data(0, len(info)+1, info)...))
+	f.Add(append(hs(len(info)), ext(wire.OurMetadataID, []byte("d8:msg_typei0e5:piecei0ee"))...))
+	f.Add([]byte{0xFF, 0xFF, 0xFF, 0xFF, 20})
+	f.Add([]byte{0, 0, 0, 1, 20})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		cfg := MetadataConfig{IdleTimeout: time.Second, HandshakeTimeout: time.Second, PeerTimeout: 5 * time.Second,
+			Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				ours, theirs := net.Pipe()
+				go func() {
+					defer theirs.Close()
+					go func() { _, _ = io.Copy(io.Discard, theirs) }()
+					out := wire.AppendHandshake(nil, wire.Handshake{Reserved: wire.Reserved{5: 0x10}, InfoHash: m.Hash()})
+					_ = theirs.SetWriteDeadline(time.Now().Add(5 * time.Second))
+					_, _ = theirs.Write(append(out, stream...))
+				}()
+				return ours, nil
+			}}
+		tor, err := FetchMetadata(context.Background(), cfg, m, []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:1")})
+		if err == nil {
+			if !bytes.Equal(tor.Info, info) {
+				t.Fatalf("accepted %d info bytes that are not the magnet's", len(tor.Info))
+			}
+			return
+		}
+		var me *MetadataError
+		if !errors.As(err, &me) || len(me.Peers) != 1 {
+			t.Fatalf("error %v (%T), want a *MetadataError for one peer", err, err)
+		}
+	})
 }
