@@ -72,7 +72,7 @@ func BenchmarkSwarmRead(b *testing.B) {
 			tg := targets[int(next.Add(1))%len(targets)]
 			if err := benchRead(tg, start); err != nil {
 				if fails.Add(1) <= 5 {
-					b.Errorf("peer %s: %v", tg.addr, err)
+					b.Errorf("peer %s at swarm time %s: %v", tg.addr, time.Since(start).Round(time.Millisecond), err)
 				}
 			}
 		}

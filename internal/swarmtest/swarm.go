@@ -708,6 +708,7 @@ func (s *Swarm) Stats() Stats {
 // waits for them.
 func (s *Swarm) Close() error {
 	s.closeOnce.Do(func() {
+		began := time.Now()
 		if s.cancel != nil {
 			s.cancel()
 		}
@@ -717,10 +718,14 @@ func (s *Swarm) Close() error {
 		if s.tracker != nil {
 			s.tracker.Close()
 		}
+		trackerDone := time.Now()
 		if s.dht != nil {
 			s.dht.Close()
 		}
+		dhtDone := time.Now()
 		s.wg.Wait()
+		s.log.Debug("swarm closed", "tracker", trackerDone.Sub(began), "dht", dhtDone.Sub(trackerDone),
+			"peers", time.Since(dhtDone))
 	})
 	return nil
 }
