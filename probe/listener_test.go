@@ -150,7 +150,7 @@ func TestListenerRejects(t *testing.T) {
 	checkGoroutines(t)
 	cfg := testConfig()
 	cfg.QuietWindow, cfg.SessionCap = 20*time.Second, 30*time.Second // held sessions stay open
-	l, addr, obs, stop := testListener(t, cfg, ListenerConfig{MaxPerIP: 2, MaxTotal: 3, HandshakeTimeout: 300 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond})
+	l, addr, obs, stop := testListener(t, cfg, ListenerConfig{MaxPerIP: 2, MaxTotal: 3, HandshakeTimeout: time.Second, ShutdownTimeout: 100 * time.Millisecond})
 
 	// An unknown info hash is closed at once, before any reply.
 	c := dialFrom(t, addr, "127.0.0.1")

@@ -489,7 +489,7 @@ func TestSessionContextDeadlineIsACap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	o := p.Probe(ctx, Target{Torrent: testHash, Pieces: n, Addr: addr})
 	if o.Outcome != OutcomeMessageCap || !o.Known || o.Last.Pieces != 1 {
