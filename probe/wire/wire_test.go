@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -361,5 +362,28 @@ func TestScanValueDepth(t *testing.T) {
 	ok := strings.Repeat("l", 10) + strings.Repeat("e", 10)
 	if n, err := scanValue([]byte(ok)); err != nil || n != 20 {
 		t.Fatal(n, err)
+	}
+}
+
+// A hostile length prefix is refused before anything of its size is allocated.
+func TestDecoderHugePrefixAllocatesNothingBig(t *testing.T) {
+	for _, prefix := range []uint32{0xFFFFFFFF, DefaultMaxExtendedLen + 2, MaxPieceLen + 1} {
+		in := append(u32(prefix), byte(Extended), 0)
+		if prefix == MaxPieceLen+1 {
+			in[4] = byte(Piece)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		d := NewDecoder(bytes.NewReader(in), 1000)
+		var m Message
+		err := d.Next(&m)
+		runtime.ReadMemStats(&after)
+		var v *Violation
+		if !errors.As(err, &v) || v.Kind != KindLengthTooLarge {
+			t.Fatalf("prefix %d: %v", prefix, err)
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; got > 16<<10 {
+			t.Fatalf("prefix %d: allocated %d bytes", prefix, got)
+		}
 	}
 }
