@@ -181,6 +181,23 @@ func (p *Prober) Probe(ctx context.Context, t Target) Observation {
 	return o
 }
 
+// Session runs an outgoing session over a connection the caller has already opened (another
+// transport, a proxy, an encrypted stream), exactly as Probe does after dialling. It does
+// not close conn. Timings.Connect is 0.
+func (p *Prober) Session(ctx context.Context, conn net.Conn, t Target) Observation {
+	o := Observation{
+		Torrent: t.Torrent, Addr: t.Addr, ListenPort: t.Addr.Port(), Direction: Outgoing,
+		Source: t.Source, Start: time.Now(), NumPieces: t.Pieces, CompleteAgo: -1,
+	}
+	if t.Pieces <= 0 || t.Pieces > wire.MaxPieces {
+		o.Outcome = OutcomeLocalError
+		o.Err = fmt.Errorf("probe: bad target with %d pieces", t.Pieces)
+		return o
+	}
+	p.run(ctx, conn, &o, nil)
+	return o
+}
+
 // dialOutcome maps a dial error to an Outcome.
 func dialOutcome(ctx context.Context, err error) Outcome {
 	var ne net.Error

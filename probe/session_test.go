@@ -496,3 +496,30 @@ func TestSessionContextDeadlineIsACap(t *testing.T) {
 		t.Fatalf("outcome %v known %v last %+v (%v)", o.Outcome, o.Known, o.Last, o.Err)
 	}
 }
+
+func TestSessionOverCallerConn(t *testing.T) {
+	checkGoroutines(t)
+	addr := startPeer(t, func(p *peerConn) {
+		p.readHandshake()
+		p.handshake(fastExt, testHash, "-DE2110-abcdefghijkl")
+		p.send(wire.Message{Type: wire.HaveAll})
+		p.finish()
+	})
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := NewProber(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := p.Session(context.Background(), c, Target{Torrent: testHash, Pieces: n, Addr: addr})
+	want(t, o, OutcomeOK, true, n)
+	if o.Timings.Connect != 0 || o.Client.Family != "Deluge" {
+		t.Fatalf("%+v", o)
+	}
+	if o := p.Session(context.Background(), c, Target{Torrent: testHash, Addr: addr}); o.Outcome != OutcomeLocalError {
+		t.Fatalf("0 pieces: %v", o.Outcome)
+	}
+}
