@@ -22,6 +22,7 @@ var (
 	benchTorrents = flag.Int("swarm.torrents", 20, "torrents in BenchmarkSwarmRead's own swarm")
 	benchTruth    = flag.String("swarm.truth", "", "read the peers of a running btswarm from its truth.json instead of starting a swarm")
 	benchPar      = flag.Int("swarm.parallel", 200, "concurrent readers per CPU")
+	benchHold     = flag.Int("swarm.hold", 0, "connections held open (handshake done, progress read) during the benchmark")
 )
 
 // benchTarget is a peer to read, with its truth.
@@ -65,6 +66,16 @@ func BenchmarkSwarmRead(b *testing.B) {
 		b.Fatal("no peers to read")
 	}
 	var next, fails atomic.Int64
+	// Held connections stay open through the run, like a prober that keeps
+	// long-lived sessions to watch haves arrive.
+	for i := 0; i < *benchHold && i < len(targets); i++ {
+		tg := targets[len(targets)-1-i]
+		r, err := dialReaderNoCleanup(tg.addr, tg.hash, tg.pieces)
+		if err != nil {
+			b.Fatalf("hold %d: %v", i, err)
+		}
+		defer r.conn.Close()
+	}
 	b.SetParallelism(*benchPar)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

@@ -385,7 +385,7 @@ func (ss *session) readLoop() {
 			continue
 		}
 		if err := ss.onExtended(m.payload); err != nil {
-			ss.s.log.Debug("closing on bad extended message", "peer", ss.p.Index, "err", err)
+			ss.s.log.Debug("session ended on an extended message", "peer", ss.p.Index, "err", err)
 			return
 		}
 	}
