@@ -145,8 +145,8 @@ func (e *MetadataError) Error() string {
 	return b.String()
 }
 
-// FetchMetadata fetches the info dictionary named by m from peers with ut_metadata
-// (BEP 9), asking up to cfg.Parallel peers at once. Each peer's copy is assembled on its
+// FetchMetadata fetches the info dictionary named by m from peers (then m.Peers, the
+// magnet's x.pe peers) with ut_metadata (BEP 9), asking up to cfg.Parallel peers at once. Each peer's copy is assembled on its
 // own and hash-checked against the magnet (SHA-1 for btih, SHA-256 for btmh), so a peer
 // sending wrong bytes is identified and dropped; the first verified copy wins and the
 // other transfers are stopped. When every peer fails the error is a *MetadataError naming
@@ -168,10 +168,11 @@ func FetchMetadata(ctx context.Context, cfg MetadataConfig, m *metainfo.Magnet, 
 	}
 	f.extMsg = wire.AppendMessage(nil, wire.Message{Type: wire.Extended, Payload: payload})
 
-	// Unique peers, in the caller's order (the caller puts the likeliest first).
-	seen := make(map[netip.AddrPort]bool, len(peers))
+	// Unique peers, in the caller's order (the caller puts the likeliest first), then the
+	// magnet's own x.pe peers.
+	seen := make(map[netip.AddrPort]bool, len(peers)+len(m.Peers))
 	var list []netip.AddrPort
-	for _, p := range peers {
+	for _, p := range append(peers[:len(peers):len(peers)], m.Peers...) {
 		p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
 		if !seen[p] {
 			seen[p] = true

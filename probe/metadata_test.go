@@ -376,6 +376,24 @@ func TestFetchMetadataAllFail(t *testing.T) {
 	}
 }
 
+// TestFetchMetadataMagnetPeers: the magnet's x.pe peers are asked after the given ones.
+func TestFetchMetadataMagnetPeers(t *testing.T) {
+	info := infoOfSize(t, 500, false)
+	m := magnetFor(info, false)
+	bad := startMDPeer(t, info, m.Hash(), mdReject)
+	good := startMDPeer(t, info, m.Hash(), mdHonest)
+	m.Peers = []netip.AddrPort{good.addr, bad.addr}
+	cfg := mdTestConfig(nil)
+	cfg.Parallel = 1
+	tor, err := FetchMetadata(context.Background(), cfg, m, []netip.AddrPort{bad.addr})
+	if err != nil || !bytes.Equal(tor.Info, info) {
+		t.Fatalf("got %v", err)
+	}
+	if bad.conns.Load() != 1 || good.conns.Load() != 1 {
+		t.Errorf("connections: bad %d (asked once, first), good %d", bad.conns.Load(), good.conns.Load())
+	}
+}
+
 func TestFetchMetadataBadInput(t *testing.T) {
 	if _, err := FetchMetadata(context.Background(), MetadataConfig{}, nil, nil); err == nil {
 		t.Error("nil magnet: no error")
