@@ -90,6 +90,7 @@ func (r *testReader) matches(p *Peer, n int) bool {
 func TestPeersReportExactProgress(t *testing.T) {
 	clock := NewManualClock(t0)
 	s := startTestSwarm(t, Config{Seed: 7, Torrents: 3, Peers: 44, Mix: equalMix(), Duration: 100 * time.Second,
+		Versions: map[Version]float64{V1: 1, V2: 1, Hybrid: 1},
 		Clock: clock, CurveFunc: scenarioCurves()})
 	type conn struct {
 		p *Peer
@@ -565,4 +566,66 @@ func TestRegressionBeforeExtensionHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.readUntil(func() bool { return r.matches(p, Progress(p, 6*time.Second)) }, "lt_donthave after the extension handshake")
+}
+
+func TestHandshakeVariants(t *testing.T) {
+	clock := NewManualClock(t0)
+	s := startTestSwarm(t, Config{Seed: 8, Torrents: 3, Peers: 9, Versions: map[Version]float64{V1: 1, V2: 1, Hybrid: 1},
+		Mix: map[Profile]float64{Libtorrent: 1}, Clock: clock,
+		CurveFunc: func(p *Peer) (Curve, bool) { return Curve{Start: p.Torrent.Pieces}, true }})
+	seen := map[Version]bool{}
+	for _, p := range s.Peers() {
+		tor := p.Torrent
+		seen[tor.Version] = true
+		var hashes [][20]byte
+		hashes = append(hashes, tor.lookupHashes()...)
+		for _, h := range hashes {
+			// Every hash the torrent is known by works, and is echoed.
+			r, err := dialReader(t, p.Addr, h, tor.Pieces, true)
+			if err != nil {
+				t.Fatalf("%s torrent, hash %x: %v", tor.Version, h, err)
+			}
+			r.readUntil(func() bool { return r.first != "" && r.ext != nil }, "have_all")
+			if r.first != "have_all" || r.count != tor.Pieces {
+				t.Errorf("seed with Fast: first %q, count %d", r.first, r.count)
+			}
+		}
+		// Without Fast the seed sends a full bitfield.
+		r, err := dialReader(t, p.Addr, tor.WireHash, tor.Pieces, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.readUntil(func() bool { return r.first != "" }, "bitfield")
+		if r.first != "bitfield" || r.count != tor.Pieces {
+			t.Errorf("seed without Fast: first %q, count %d", r.first, r.count)
+		}
+		// A wrong info hash is dropped without an answer.
+		if _, err := dialReader(t, p.Addr, [20]byte{1, 2, 3}, tor.Pieces, true); err == nil {
+			t.Errorf("peer %d answered a handshake for an unknown torrent", p.Index)
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("versions seen: %v", seen)
+	}
+	// A reader without the extension bit gets no BEP 10 handshake, only progress.
+	p := s.Peers()[0]
+	c, err := net.DialTimeout("tcp4", p.Addr.String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h := p.Torrent.WireHash
+	hs := append(append(append([]byte{19}, "BitTorrent protocol"...), 0, 0, 0, 0, 0, 0, 0, 0x04), h[:]...)
+	if _, err := c.Write(append(hs, "-RD0001-abcdefghijkl"...)); err != nil {
+		t.Fatal(err)
+	}
+	r := &testReader{t: t, conn: c, npieces: p.Torrent.Pieces, have: make([]bool, p.Torrent.Pieces)}
+	if _, err := io.ReadFull(c, make([]byte, 68)); err != nil {
+		t.Fatal(err)
+	}
+	r.readUntil(func() bool { return r.first != "" }, "have_all")
+	r.quiet(100 * time.Millisecond)
+	if r.ext != nil {
+		t.Error("extension handshake sent to a reader without the extension bit")
+	}
 }
