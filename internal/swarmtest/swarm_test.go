@@ -91,7 +91,7 @@ func TestPeersReportExactProgress(t *testing.T) {
 	clock := NewManualClock(t0)
 	s := startTestSwarm(t, Config{Seed: 7, Torrents: 3, Peers: 44, Mix: equalMix(), Duration: 100 * time.Second,
 		Versions: map[Version]float64{V1: 1, V2: 1, Hybrid: 1},
-		Clock: clock, CurveFunc: scenarioCurves()})
+		Clock:    clock, CurveFunc: scenarioCurves()})
 	type conn struct {
 		p *Peer
 		r *testReader
