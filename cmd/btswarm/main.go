@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,6 +20,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/btda/btda/internal/swarmtest"
 )
@@ -29,6 +34,7 @@ func main() {
 
 type options struct {
 	config, out, dialout, listenMode, logLevel string
+	metrics                                    string
 	seed                                       uint64
 	torrents, peers, dhtNodes, maxConns        int
 	duration                                   time.Duration
@@ -67,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flag("dht-nodes", "Run a loopback DHT cluster of this many nodes (0: none).").Default("0").IntVar(&o.dhtNodes)
 	flag("listen-mode", "auto, per-address or shared (shared needs a loopback-only namespace: unshare -n).").Default("auto").StringVar(&o.listenMode)
 	flag("max-conns", "Maximum open peer connections.").Default("10000").IntVar(&o.maxConns)
+	app.Flag("metrics", "Serve the truth so far and the swarm's counters on http://ADDR/metrics (loopback only).").StringVar(&o.metrics)
 	app.Flag("log-level", "debug, info, warn or error.").Default("info").EnumVar(&o.logLevel, "debug", "info", "warn", "error")
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "btswarm: %v\n", err)
@@ -87,6 +94,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Duration <= 0 {
 		fmt.Fprintln(stderr, "btswarm: --duration must be positive: btswarm always stops by itself")
 		return 2
+	}
+	var metricsAddr netip.AddrPort
+	if o.metrics != "" {
+		a, err := netip.ParseAddrPort(o.metrics)
+		if err != nil || !a.Addr().IsLoopback() {
+			fmt.Fprintf(stderr, "btswarm: --metrics %q must be a loopback IP:port\n", o.metrics)
+			return 2
+		}
+		metricsAddr = a
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		fmt.Fprintf(stderr, "btswarm: %v\n", err)
@@ -111,6 +127,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		s.Close()
 		fmt.Fprintf(stderr, "btswarm: %v\n", err)
 		return 1
+	}
+	if metricsAddr.IsValid() {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(s.Collector())
+		l, err := net.Listen("tcp", metricsAddr.String())
+		if err != nil {
+			s.Close()
+			fmt.Fprintf(stderr, "btswarm: metrics listener: %v\n", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(l) }()
+		defer srv.Close()
+		fmt.Fprintf(stdout, "  metrics:   http://%s/metrics\n", l.Addr())
 	}
 	city, asn := s.GeoIPPaths()
 	fmt.Fprintf(stdout, "btswarm: %d peers over %d torrents, listen mode %s, started in %s\n",

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +63,41 @@ func TestRunWritesEverythingAndStops(t *testing.T) {
 	}
 }
 
+func TestRunServesMetrics(t *testing.T) {
+	// Reserve a loopback port for the metrics listener.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	done := make(chan int)
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- run(context.Background(), []string{"--peers", "10", "--torrents", "1", "--duration", "3s",
+			"--metrics", addr, "--out", t.TempDir()}, &stdout, &stderr)
+	}()
+	var body []byte
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, name := range []string{"btswarm_truth_confirmed_downloads_total", "btswarm_truth_peers", "btswarm_connections_accepted_total"} {
+		if !strings.Contains(string(body), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
+
 func TestRunRejectsBadInput(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -70,6 +108,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{[]string{"--dialout", "10.0.0.1:6881", "--duration", "1s"}, "not a loopback"},
 		{[]string{"--config", "/nonexistent/swarm.yml"}, "nonexistent"},
 		{[]string{"--listen-mode", "everywhere", "--duration", "1s"}, "listen_mode"},
+		{[]string{"--metrics", "0.0.0.0:9999", "--duration", "1s"}, "loopback"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
