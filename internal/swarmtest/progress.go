@@ -92,10 +92,13 @@ func (c Curve) PiecesPerSecond() float64 {
 	return float64(time.Second) / float64(c.Interval)
 }
 
-// Threshold is the completion threshold in pieces: ceil(fraction × pieces).
+// Threshold is the completion threshold in pieces: ceil(fraction × pieces),
+// computed in integer millionths of the fraction so that 0.98 × 100 is 98
+// (the float product is 98.00000000000001); btda's collector defines it the
+// same way, and the truth must agree with it to the piece.
 func Threshold(fraction float64, pieces int) int {
-	// The small epsilon keeps e.g. 0.98×100 = 98.00000000000001 at 98.
-	return int(math.Ceil(fraction*float64(pieces) - 1e-9))
+	ppm := int64(math.Round(fraction * 1e6))
+	return int((ppm*int64(pieces) + 1e6 - 1) / 1e6)
 }
 
 // Crossing returns the first swarm time in [0, horizon] at which the curve

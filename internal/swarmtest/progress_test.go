@@ -44,6 +44,7 @@ func TestThreshold(t *testing.T) {
 		want   int
 	}{
 		{0.98, 100, 98}, {0.98, 50, 49}, {0.98, 20000, 19600}, {0.98, 51, 50}, {1, 7, 7}, {0.5, 3, 2},
+		{0.95, 20, 19}, {0.9, 10, 9}, {0.99, 100, 99}, {0.98, 1, 1}, {0.000001, 50, 1},
 	}
 	for _, tt := range tests {
 		if got := Threshold(tt.f, tt.pieces); got != tt.want {
