@@ -233,8 +233,10 @@ type session struct {
 	wmu     sync.Mutex
 	lastW   time.Time
 	known   bool
-	haves   int  // have messages applied
-	bulk    bool // a bitfield or have_all arrived
+	settled bool      // the peer's initial report is over (see settleGap)
+	lastAt  time.Time // when the last progress message arrived
+	haves   int       // have messages applied
+	bulk    bool      // a bitfield or have_all arrived
 	peerMD  uint8
 	writeOK bool
 	ka      *time.Timer // keep-alive timer, guarded by wmu
@@ -474,14 +476,30 @@ func (s *session) handle(m *wire.Message, now time.Time) *wire.Violation {
 	return nil
 }
 
+// The initial report: a lazy bitfield (libtorrent ≤ 1.1, old Transmission, some seeders)
+// leaves pieces out and sends them as haves right after. Progress messages that follow the
+// first one back to back (gaps under settleGap, within settleMax of it) are part of the
+// peer's initial state, not progress made while we watched; counting them as movement
+// would turn every lazy seed into a confirmed download.
+const (
+	settleGap = 250 * time.Millisecond
+	settleMax = time.Second
+)
+
 // progress records a progress message read at now.
 func (s *session) progress(now time.Time) {
 	o, n := s.o, s.b.set.Count()
-	if !s.known {
+	switch {
+	case !s.known:
 		s.known = true
 		o.First = Point{Pieces: n, At: now}
 		o.Timings.FirstProgress = now.Sub(o.Start)
+	case !s.settled && n >= o.First.Pieces && now.Sub(s.lastAt) < settleGap && now.Sub(o.First.At) < settleMax:
+		o.First.Pieces = n // still the initial report; First.At stays its start
+	default:
+		s.settled = true
 	}
+	s.lastAt = now
 	o.Last = Point{Pieces: n, At: now}
 	if s.b.set.Full() {
 		o.Flags.Seed = true

@@ -222,6 +222,11 @@ type btdaProc struct {
 
 func startDaemon(t *testing.T, cfgPath string, args ...string) *btdaProc {
 	t.Helper()
+	return startDaemonOn(t, cfgPath, args...)
+}
+
+func startDaemonOn(t *testing.T, cfgPath string, args ...string) *btdaProc {
+	t.Helper()
 	port := freePort(t)
 	d := &btdaProc{url: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
 	d.cmd = exec.Command(btdaBin, append([]string{"run", "--config.file", cfgPath, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)
