@@ -629,3 +629,24 @@ func TestHandshakeVariants(t *testing.T) {
 		t.Error("extension handshake sent to a reader without the extension bit")
 	}
 }
+
+func TestLazySeedBitfieldThenHaves(t *testing.T) {
+	s := startTestSwarm(t, Config{Seed: 6, Peers: 3, Mix: map[Profile]float64{LazySeed: 1}})
+	for _, p := range s.Peers() {
+		n := p.Torrent.Pieces
+		if p.LazyHidden < 1 || p.LazyHidden >= n {
+			t.Fatalf("peer %d hides %d of %d pieces", p.Index, p.LazyHidden, n)
+		}
+		r, err := dialReader(t, p.Addr, p.Torrent.WireHash, n, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.next(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if r.first != "bitfield" || r.count != n-p.LazyHidden {
+			t.Errorf("lazy seed %d: first message %q with %d pieces, want a bitfield of %d", p.Index, r.first, r.count, n-p.LazyHidden)
+		}
+		r.readUntil(func() bool { return r.matches(p, n) }, "haves completing the lazy bitfield")
+	}
+}
