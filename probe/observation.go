@@ -49,13 +49,14 @@ const (
 	OutcomeMessageCap                              // the message or session cap ended the session (progress may be known)
 	OutcomeProtocolViolation                       // a malformed or out-of-range message; see Observation.Violation
 	OutcomeLocalError                              // our side failed (e.g. out of file descriptors); retry later
+	OutcomeSelf                                    // the peer was btda itself (a tracker or the DHT listed our own address)
 )
 
 // Outcomes lists every Outcome, for pre-creating metric series.
 var Outcomes = []Outcome{OutcomeOK, OutcomeNoProgress, OutcomeRefused, OutcomeConnectTimeout,
 	OutcomeUnreachable, OutcomeReset, OutcomeHandshakeTimeout, OutcomeNotBitTorrent,
 	OutcomeInfoHashMismatch, OutcomeClosedBeforeProgress, OutcomeMessageCap,
-	OutcomeProtocolViolation, OutcomeLocalError}
+	OutcomeProtocolViolation, OutcomeLocalError, OutcomeSelf}
 
 func (o Outcome) String() string {
 	switch o {
@@ -85,6 +86,8 @@ func (o Outcome) String() string {
 		return "protocol_violation"
 	case OutcomeLocalError:
 		return "local_error"
+	case OutcomeSelf:
+		return "self"
 	}
 	return "unknown"
 }

@@ -319,6 +319,10 @@ func (s *session) handshake(ctx context.Context, peerHS *wire.Handshake) (Outcom
 	o.Flags.Extended, o.Flags.Fast, o.Flags.DHT = hs.Reserved.Extended(), hs.Reserved.Fast(), hs.Reserved.DHT()
 	o.Client.PeerID = hs.PeerID
 	o.Client.Family, o.Client.Version = DecodePeerID(hs.PeerID)
+	if hs.PeerID == cfg.PeerID {
+		// Trackers and the DHT list our own address among the peers; never count ourselves.
+		return OutcomeSelf, "", errors.New("connected to ourselves (our own peer_id)")
+	}
 
 	// What we say after the handshake: we never claim to be a seed (seed-seed links get
 	// closed, and some clients skip HAVEs for pieces we claim), so have_none with Fast and

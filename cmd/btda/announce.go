@@ -109,7 +109,7 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 		NumWant:     int32(cfg.Trackers.NumWant),
 		HTTPTimeout: time.Duration(cfg.Trackers.Timeout),
 		UDPBase:     time.Duration(cfg.Trackers.Timeout),
-		Logger:      component(logger, "tracker"),
+		Logger:      logger,
 	}
 	results := tracker.AnnounceOnce(ctx, tcfg, info, o.scrape)
 	if len(results) == 0 && !o.dht {
@@ -166,7 +166,7 @@ func dhtLookupOnce(ctx context.Context, cfg *config.Config, hashes []metainfo.Ha
 		Listen:        net.JoinHostPort(host, "0"),
 		Bootstrap:     cfg.DHT.BootstrapNodes,
 		LookupTimeout: time.Duration(cfg.DHT.LookupTimeout),
-	}, nil, nil, component(logger, "dht"))
+	}, nil, nil, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -151,7 +151,7 @@ func (f *metadataFetcher) fetch(ctx context.Context, job metadataJob) {
 	t, err := probe.FetchMetadata(ctx, probe.MetadataConfig{
 		ListenPort:  f.port,
 		DialTimeout: time.Duration(f.s.cfg.Probe.ConnectTimeout),
-		Logger:      log,
+		Logger:      f.s.log, // FetchMetadata adds its own component and torrent
 	}, job.magnet, job.peers)
 	if err != nil {
 		log.Info("metadata not fetched yet", "peers", len(job.peers), "err", err)

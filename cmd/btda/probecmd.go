@@ -139,7 +139,7 @@ func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slo
 		SessionCap:       time.Duration(cfg.Probe.SessionCap),
 		MaxMessages:      cfg.Probe.MessageCap,
 		SendInterested:   cfg.Probe.SendInterested,
-		Logger:           component(logger, "probe"),
+		Logger:           logger,
 	})
 	if err != nil {
 		logger.Error("cannot set up the prober", "err", err)
@@ -170,7 +170,7 @@ func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slo
 func fetchMetadata(ctx context.Context, dialTimeout time.Duration, m *metainfo.Magnet, peers []netip.AddrPort, logger *slog.Logger) (*metainfo.Torrent, error) {
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
-	return probe.FetchMetadata(ctx, probe.MetadataConfig{DialTimeout: dialTimeout, Logger: component(logger, "metadata")}, m, peers)
+	return probe.FetchMetadata(ctx, probe.MetadataConfig{DialTimeout: dialTimeout, Logger: logger}, m, peers)
 }
 
 // metadataCmd fetches a magnet's info dictionary from the given peers and prints the

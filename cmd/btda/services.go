@@ -96,7 +96,7 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 		KeepRawIP:   cfg.Storage.StoreRawIPs,
 		NoAnonymize: !cfg.GeoIP.AnonymizeIPs,
 		Geo:         s.geo,
-	}, reg, component(logger, "collector"))
+	}, reg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 		SessionCap:       time.Duration(cfg.Probe.SessionCap),
 		MaxMessages:      cfg.Probe.MessageCap,
 		SendInterested:   cfg.Probe.SendInterested,
-		Logger:           component(logger, "probe"),
+		Logger:           logger,
 	})
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 		MaxPerIP:         cfg.Peer.IncomingPerIP,
 		MaxTotal:         cfg.Peer.IncomingTotal,
 		ShutdownTimeout:  sessionGrace,
-		Logger:           component(logger, "listener"),
+		Logger:           logger,
 	})
 	if err != nil {
 		return nil, err
@@ -147,7 +147,7 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 			_ = s.collector.Record(context.Background(), obs)
 		},
 		Done:          scheduler.DefaultDone,
-		Logger:        component(logger, "scheduler"),
+		Logger:        logger,
 		MaxInFlight:   cfg.Probe.Concurrency,
 		RevisitDelay:  time.Duration(cfg.Probe.RevisitDelay),
 		RetryBase:     time.Duration(cfg.Probe.RetryBackoff),
@@ -169,7 +169,7 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 			UDPBase:     time.Duration(cfg.Trackers.Timeout),
 			StopTimeout: stopTimeout,
 			UserAgent:   "btda/" + version.Version,
-			Logger:      component(logger, "tracker"),
+			Logger:      logger,
 		}, reg, s.sightings)
 		if err != nil {
 			return nil, err
@@ -184,7 +184,7 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 			PeerPort:      int(port),
 			Interval:      time.Duration(cfg.DHT.RequestInterval),
 			LookupTimeout: time.Duration(cfg.DHT.LookupTimeout),
-		}, s.sightings, reg, component(logger, "dht"))
+		}, s.sightings, reg, logger)
 		if err != nil {
 			return nil, err
 		}

@@ -592,6 +592,11 @@ func (s *Scheduler) addPEX(torrent metainfo.Hash, pex []netip.AddrPort, now int6
 func (s *Scheduler) result(i uint32, obs probe.Observation, now int64) {
 	e := &s.ents[i]
 	switch {
+	case obs.Outcome == probe.OutcomeSelf:
+		// Our own address: never contact it again.
+		e.state = stDone
+		s.st.Done++
+		return
 	case obs.Outcome == probe.OutcomeLocalError:
 		// Our side failed: not the peer's fault, so no retry is used up.
 		s.enqueue(i, now+int64(s.cfg.RetryBase), false)

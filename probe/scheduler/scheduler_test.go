@@ -693,3 +693,18 @@ func TestObservedRevivesAndUnparks(t *testing.T) {
 		t.Errorf("after incoming contacts: %+v", st)
 	}
 }
+
+// TestSelfIsNeverRevisited: a session that reached btda itself makes the entry done at
+// once: no retry, no revisit, even after the revisit delay.
+func TestSelfIsNeverRevisited(t *testing.T) {
+	h := newHarness(t, Config{})
+	peer := ap("10.0.0.1:6881")
+	h.add(0, "10.0.0.1:6881", discovery.SourceTracker)
+	l := h.stepOne(peer)
+	h.finish(l, probe.OutcomeSelf)
+	h.clk.Advance(DefaultRevisitDelay + DefaultRetryBase)
+	h.stepNone()
+	if st := h.s.Stats(); st.Done != 1 || st.RetriesScheduled != 0 || st.Queued != 0 {
+		t.Fatalf("stats after self: %+v", st)
+	}
+}
