@@ -77,8 +77,6 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 		if err := s.geo.LoadCity(p); err != nil {
 			logger.Error("GeoIP city database not loaded; countries will be ZZ", "component", "geoip", "err", err)
 		}
-	} else {
-		logger.Info("no GeoIP city database configured; countries will be ZZ", "component", "geoip")
 	}
 	if p := cfg.GeoIP.ASNDatabase; p != "" {
 		if err := s.geo.LoadASN(p); err != nil {
