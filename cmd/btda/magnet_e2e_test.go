@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +80,10 @@ storage:
 	if l := metricLine(m, `btda_probe_sessions_total{direction="outgoing",outcome="ok"}`); l == "" || strings.HasSuffix(l, " 0") {
 		t.Errorf("no successful probe after the metadata arrived: %q", l)
 	}
+	var peers []netip.AddrPort
+	for _, p := range sw.Peers() {
+		peers = append(peers, p.Addr)
+	}
+	checkExposition(t, m, peers)
 	d.stop(t, syscall.SIGTERM, 5*time.Second)
 }
