@@ -34,6 +34,9 @@ type e2eScenario struct {
 	Probe string
 	// CityDB replaces the swarm's GeoIP city database path.
 	CityDB string
+	// NoDialOut keeps every peer from dialling btda (only btda's probes reach them), so
+	// each peer is exactly one identity.
+	NoDialOut bool
 }
 
 // e2eMix is the profile mix of the end-to-end tests: mostly leechers, one of each odd case.
@@ -98,13 +101,17 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 			return swarmtest.Curve{Pieces: n, Start: start, Interval: sc.CrossAt(p) / time.Duration(need)}, true
 		}
 	}
+	dialOut := fmt.Sprintf("127.0.0.1:%d", r.btdaPort)
+	if sc.NoDialOut {
+		dialOut = ""
+	}
 	sw, err := swarmtest.Start(ctx, swarmtest.Config{
 		Seed: sc.Seed, Torrents: sc.Torrents, Peers: sc.Peers, Dir: r.dir, Duration: sc.RunFor,
 		Versions:        map[swarmtest.Version]float64{swarmtest.V1: 1, swarmtest.V2: 1, swarmtest.Hybrid: 1},
 		Mix:             sc.Mix,
 		Tracker:         swarmtest.TrackerConfig{Enabled: true},
 		DHT:             swarmtest.DHTConfig{Nodes: 4},
-		DialOut:         fmt.Sprintf("127.0.0.1:%d", r.btdaPort),
+		DialOut:         dialOut,
 		DialOutFraction: 0.3,
 		Redial:          2 * time.Second,
 		CurveFunc:       curves,

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/btda/btda/internal/swarmtest"
+)
+
+// metricSum adds up the samples of the metric name whose label set contains every one of
+// labels (each `key="value"`).
+func metricSum(exposition, name string, labels ...string) float64 {
+	var sum float64
+	for _, l := range strings.Split(exposition, "\n") {
+		rest, ok := strings.CutPrefix(l, name)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		sp := strings.LastIndexByte(rest, ' ')
+		if sp < 0 {
+			continue
+		}
+		match := true
+		for _, lb := range labels {
+			if !strings.Contains(rest[:sp], lb) {
+				match = false
+			}
+		}
+		if v, err := strconv.ParseFloat(rest[sp+1:], 64); match && err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// tryScrape is scrape without failing the test: btda may be short of descriptors.
+func (d *btdaProc) tryScrape() (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(d.url + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	return string(b), err
+}
+
+// TestCorruptStore: a store file that is not a bbolt database stops btda at start with an
+// error naming the file, rather than a panic or a silently recreated store.
+func TestCorruptStore(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		content []byte
+	}{
+		{"short", []byte("not a bbolt file\n")},
+		{"garbage pages", bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03}, 4096)},
+		{"zero pages", make([]byte, 16384)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := loopbackConfig(t, dir, "")
+			db := filepath.Join(dir, "btda.db")
+			if err := os.WriteFile(db, tc.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, code := runBTDA(t, "run", "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+			if code != 1 || !strings.Contains(stderr, db) || !strings.Contains(stderr, "corrupt") {
+				t.Fatalf("exit %d, want 1 with an error naming %s as corrupt; stderr:\n%s", code, db, stderr)
+			}
+			if strings.Contains(stderr, "panic") {
+				t.Fatalf("btda panicked:\n%s", stderr)
+			}
+			// The file is left as it was, for the operator to look at.
+			if b, _ := os.ReadFile(db); !bytes.Equal(b, tc.content) {
+				t.Fatal("the corrupt store was modified")
+			}
+		})
+	}
+}
+
+// TestStoreLocked: a second btda on the same store exits 1 saying the store is locked, and
+// the first one keeps running.
+func TestStoreLocked(t *testing.T) {
+	dir := t.TempDir()
+	cfg := loopbackConfig(t, dir, "")
+	first := startDaemon(t, cfg)
+
+	// Same configuration file: same store; every port in it is 0, and the web port differs.
+	_, stderr, code := runBTDA(t, "run", "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	if code != 1 || !strings.Contains(stderr, "locked by another btda") || !strings.Contains(stderr, filepath.Join(dir, "btda.db")) {
+		t.Fatalf("second btda: exit %d, want 1 with \"locked by another btda\" and the path; stderr:\n%s", code, stderr)
+	}
+	select {
+	case err := <-first.done:
+		first.done <- err
+		t.Fatalf("the first btda exited: %v", err)
+	default:
+	}
+	resp, err := http.Get(first.url + "/-/healthy")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first btda not healthy: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if m := first.scrape(t); metricSum(m, "btda_store_commit_failures_total") != 0 {
+		t.Errorf("first btda's commits failed:\n%s", metricLine(m, "btda_store_commit_failures_total"))
+	}
+	first.stop(t, syscall.SIGTERM, 5*time.Second)
+}
+
+// TestGeoIPUnavailable: with the city database missing or not a database, btda runs, says
+// so in its log and in btda_geoip_database_loaded, and goes on measuring: every confirmed
+// download is counted, under country ZZ.
+func TestGeoIPUnavailable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end runs take ~8 s each")
+	}
+	for _, tc := range []struct {
+		name  string
+		write []byte // nil: the file does not exist
+	}{
+		{"missing", nil},
+		{"garbage", bytes.Repeat([]byte("not an mmdb file "), 100)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			city := filepath.Join(t.TempDir(), "GeoLite2-City.mmdb")
+			if tc.write != nil {
+				if err := os.WriteFile(city, tc.write, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := startE2E(ctx, t, e2eScenario{Seed: 13, Peers: 30, RunFor: 7 * time.Second, CityDB: city,
+				CrossAt: func(p *swarmtest.Peer) time.Duration { return 3*time.Second + time.Duration(p.Index%3)*time.Second }})
+			d := startDaemonOn(t, r.cfgPath)
+			r.waitSwarm(r.sc.RunFor)
+			time.Sleep(500 * time.Millisecond) // the last commit
+			m := d.scrape(t)
+			d.stop(t, syscall.SIGTERM, 5*time.Second)
+
+			if l := metricLine(m, `btda_geoip_database_loaded{database="city"}`); l != `btda_geoip_database_loaded{database="city"} 0` {
+				t.Errorf("city database: %q, want 0", l)
+			}
+			if l := metricLine(m, `btda_geoip_database_loaded{database="asn"}`); l != `btda_geoip_database_loaded{database="asn"} 1` {
+				t.Errorf("asn database: %q, want 1 (it is intact)", l)
+			}
+			if log := d.stderr.String(); !strings.Contains(log, "GeoIP city database not loaded") || !strings.Contains(log, city) {
+				t.Errorf("the log does not name the unusable database %s:\n%s", city, log)
+			}
+			// The truth by torrent, every country folded into ZZ.
+			truth, _ := r.truth(t)
+			want := make(map[string]int)
+			for _, c := range truth.Crossings {
+				want[c.Torrent+"/ZZ"] += c.Count
+			}
+			checkConfirmed(t, confirmedDownloads(m), want, truth)
+		})
+	}
+}
+
+// TestFDExhaustion lowers btda's descriptor limit to a little above what it uses idle, then
+// gives it 100 reachable peers at once. Dials beyond the limit fail as local errors (the
+// peer is not blamed and keeps its retries); btda keeps serving and, as sessions end and
+// free descriptors, observes every peer.
+func TestFDExhaustion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run takes ~15 s")
+	}
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const peers = 100
+	r := startE2E(ctx, t, e2eScenario{Seed: 14, Torrents: 2, Peers: peers, RunFor: time.Minute, NoDialOut: true,
+		Mix: map[swarmtest.Profile]float64{swarmtest.Libtorrent: 1, swarmtest.Transmission: 1},
+		Probe: `probe:
+  connect_timeout: 1s
+  handshake_timeout: 1s
+  quiet_window: 700ms
+  session_cap: 1s
+  revisit_delay: 1m
+  retry_backoff: 300ms
+`})
+	// btda starts with an empty watch list, so that nothing is dialled before the limit.
+	later := filepath.Join(r.dir, "later")
+	if err := os.Rename(filepath.Join(r.dir, "torrents"), later); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(r.dir, "torrents"), 0o700)
+	d := startDaemonOn(t, r.cfgPath)
+	idle := metricSum(d.scrape(t), "process_open_fds")
+	if idle == 0 {
+		t.Fatal("process_open_fds not exported")
+	}
+	limit := int(idle) + 20
+	if out, err := exec.Command(prlimit, "--pid", strconv.Itoa(d.cmd.Process.Pid), fmt.Sprintf("--nofile=%d:%d", limit, limit)).CombinedOutput(); err != nil {
+		t.Skipf("cannot lower btda's descriptor limit: %v %s", err, out)
+	}
+	if err := os.Remove(filepath.Join(r.dir, "torrents")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(later, filepath.Join(r.dir, "torrents")); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+
+	var m string
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		select {
+		case err := <-d.done:
+			d.done <- err
+			t.Fatalf("btda exited under descriptor exhaustion: %v", err)
+		default:
+		}
+		s, err := d.tryScrape()
+		if err != nil {
+			continue // the web server waits for a descriptor too
+		}
+		m = s
+		if metricSum(m, "btda_store_known_peers") >= peers {
+			break
+		}
+	}
+	local := metricSum(m, "btda_probe_sessions_total", `outcome="local_error"`)
+	known := metricSum(m, "btda_store_known_peers")
+	t.Logf("descriptor limit %d (idle %v): %v local errors, %v of %d peers observed", limit, idle, local, known, peers)
+	if local == 0 {
+		t.Errorf("no local_error sessions: the limit of %d descriptors was never reached, the test proves nothing", limit)
+	}
+	if known != peers {
+		t.Errorf("btda observed %v of the %d peers within 45 s", known, peers)
+	}
+	if given := metricSum(m, "btda_queue_gave_up_total"); given != 0 {
+		t.Errorf("%v peers given up: local errors must not use up a peer's retries", given)
+	}
+	resp, err := http.Get(d.url + "/-/healthy")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("not healthy after the run: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	d.stop(t, syscall.SIGTERM, 5*time.Second)
+}
