@@ -219,7 +219,16 @@ func (s *services) run(ctx context.Context) error {
 		g.Go(func() error { return s.announcer.Run(gctx) })
 	}
 	if s.dhtNode != nil {
-		g.Go(func() error { return s.dhtNode.Run(gctx) })
+		g.Go(func() error {
+			err := s.dhtNode.Run(gctx)
+			if err != nil && gctx.Err() != nil {
+				// At shutdown the node only saves its node file, a warm-start cache: failing
+				// to (a full disk) is worth a log line, not a failed exit.
+				s.log.Error("DHT node file not saved", "component", "dht", "err", err)
+				return nil
+			}
+			return err
+		})
 	}
 	err := g.Wait()
 	colCancel()
