@@ -258,3 +258,81 @@ func TestFDExhaustion(t *testing.T) {
 	resp.Body.Close()
 	d.stop(t, syscall.SIGTERM, 5*time.Second)
 }
+
+// TestFullDisk runs btda with its store on a 64 KiB tmpfs (mounted in a private mount
+// namespace, so only btda sees it) against a swarm large enough to fill it. Commits then
+// fail with ENOSPC: btda keeps running and probing, exports the failures with
+// reason="no_space", never counts a confirmed download the truth does not have, and stops
+// cleanly.
+func TestFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run takes ~10 s")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare (util-linux) not installed")
+	}
+	full := t.TempDir()
+	const size = "128k"
+	mount := fmt.Sprintf(`mount -t tmpfs -o size=%s btda-full %q`, size, full)
+	if out, err := exec.Command(unshare, "-m", "sh", "-c", mount).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs in a private mount namespace (needs root): %v %s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := startE2E(ctx, t, e2eScenario{Seed: 15, Torrents: 4, Peers: 240, RunFor: 7 * time.Second,
+		StorePath: filepath.Join(full, "btda.db"),
+		CrossAt:   func(p *swarmtest.Peer) time.Duration { return 3*time.Second + time.Duration(p.Index%3)*time.Second }})
+
+	// btda runs through a wrapper that mounts the tmpfs in a new mount namespace and execs
+	// it, so the process the test signals is btda itself.
+	wrapper := filepath.Join(r.dir, "btda-on-tmpfs")
+	script := fmt.Sprintf("#!/bin/sh\nexec %q -m sh -c '%s && exec \"$0\" \"$@\"' %q \"$@\"\n", unshare, mount, btdaBin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	real := btdaBin
+	btdaBin = wrapper
+	d := startDaemonOn(t, r.cfgPath)
+	btdaBin = real
+
+	var m string
+	var failedAt, sessionsAtFailure float64
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && r.sw.Elapsed() < r.sc.RunFor {
+		time.Sleep(200 * time.Millisecond)
+		m = d.scrape(t)
+		if failedAt == 0 && metricSum(m, "btda_store_commit_failures_total", `reason="no_space"`) > 0 {
+			failedAt = r.sw.Elapsed().Seconds()
+			sessionsAtFailure = metricSum(m, "btda_probe_sessions_total")
+		}
+	}
+	time.Sleep(time.Second) // more sessions after the disk filled
+	m = d.scrape(t)
+	sessions := metricSum(m, "btda_probe_sessions_total")
+	d.stop(t, syscall.SIGTERM, 6*time.Second)
+
+	noSpace := metricSum(m, "btda_store_commit_failures_total", `reason="no_space"`)
+	t.Logf("store on a %s tmpfs: first no_space failure at %.1f s; %v no_space failures, %v commits, %v observations dropped; sessions %v at the first failure, %v at the end",
+		size, failedAt, noSpace, metricSum(m, "btda_store_commits_total"), metricSum(m, "btda_store_observations_dropped_total"), sessionsAtFailure, sessions)
+	if noSpace == 0 {
+		t.Fatalf("no commit failed with reason no_space: the %s store never filled, the test proves nothing\n%s", size, metricLine(m, "btda_store_size_bytes"))
+	}
+	if sessions <= sessionsAtFailure {
+		t.Errorf("probing stopped when the disk filled: %v sessions then, %v at the end", sessionsAtFailure, sessions)
+	}
+	if metricSum(m, "btda_store_observations_dropped_total") == 0 {
+		t.Error("commits failed but no observations were reported dropped")
+	}
+	// Lost observations may lose crossings, never invent or repeat them.
+	truth, want := r.truth(t)
+	got := confirmedDownloads(m)
+	var total int
+	for k, v := range got {
+		total += v
+		if v > want[k] {
+			t.Errorf("confirmed downloads %s = %d, truth %d", k, v, want[k])
+		}
+	}
+	t.Logf("%d of %d crossings counted before the disk filled", total, truth.Total)
+}

@@ -37,6 +37,8 @@ type e2eScenario struct {
 	// NoDialOut keeps every peer from dialling btda (only btda's probes reach them), so
 	// each peer is exactly one identity.
 	NoDialOut bool
+	// StorePath replaces the store's path (default: btda.db in the run's folder).
+	StorePath string
 }
 
 // e2eMix is the profile mix of the end-to-end tests: mostly leechers, one of each odd case.
@@ -132,6 +134,9 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 	}
 	r.cfgPath = filepath.Join(r.dir, "btda.yml")
 	r.dbPath = filepath.Join(r.dir, "btda.db")
+	if sc.StorePath != "" {
+		r.dbPath = sc.StorePath
+	}
 	cfg := fmt.Sprintf(`torrents:
   directory: %s
   magnet_file: ""
