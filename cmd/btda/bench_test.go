@@ -547,10 +547,11 @@ func (b *tailBuffer) String() string {
 // BenchmarkMetricsScrape measures a full /metrics scrape of the registry as `btda run`
 // assembles it (the same collectors, newServices, the promhttp handler of newWebServer)
 // with 1,000 watched torrents, 1,000,000 known peers in the scheduler and collector
-// aggregates of 100 countries: each torrent has confirmed downloads from 50 of them (50,000
-// btda_confirmed_downloads_total series), from 100,000 peers seen below the threshold and
-// then above it. Only the collector's writer runs; nothing dials. It reports the scrape's
-// p50/p99 latency, the exposition size and the series count:
+// aggregates over 100 countries. The state grows in three steps: each torrent has confirmed
+// downloads from 5, then 20, then 50 countries (5,000 / 20,000 / 50,000
+// btda_confirmed_downloads_total series), each from two peers seen below the threshold and
+// then at 100 %. Only the collector's writer runs; nothing dials. It reports the scrape's
+// p50/p99 latency, the exposition size and the series count, as text and gzipped:
 //
 //	unshare -n sh -c 'ip link set lo up; go test -run XXX -bench MetricsScrape -benchtime 50x ./cmd/btda/'
 func BenchmarkMetricsScrape(b *testing.B) {
@@ -643,48 +644,55 @@ geoip:
 	colDone := make(chan error, 1)
 	colCtx, colCancel := context.WithCancel(ctx)
 	go func() { colDone <- svc.collector.Run(colCtx) }()
+	defer func() {
+		colCancel()
+		<-colDone
+	}()
+	if st := svc.sched.Stats(); st.Known != knownPeers {
+		b.Fatalf("scheduler knows %d peers, want %d", st.Known, knownPeers)
+	}
+
+	// feed adds confirmed downloads of countries [from, to) of the torrent's window: two
+	// peers (one per network of the country) seen below the threshold, then at 100 %.
 	t0 := time.Now().Add(-time.Hour)
-	k := 0
-	for round := range 2 {
-		for ti, e := range entries {
-			for j := range perTorrent {
-				c := (ti + j) % countries
-				for h := range 2 { // one peer in each half of the country's /16 (two networks)
+	feed := func(from, to int) {
+		for round := range 2 {
+			at := t0.Add(time.Duration(round) * 10 * time.Minute)
+			pieces := 10
+			if round == 1 {
+				pieces = numPieces
+			}
+			for ti, e := range entries {
+				for j := from; j < to; j++ {
+					c := (ti + j) % countries
 					n := ti*perTorrent + j
-					addr := netip.AddrFrom4([4]byte{127, byte(10 + c), byte(128*h + n>>8&0x7f), byte(1 + n%254)})
-					pieces := 10
-					if round == 1 {
-						pieces = numPieces
+					for h := range 2 {
+						addr := netip.AddrFrom4([4]byte{127, byte(10 + c), byte(128*h + n>>8&0x7f), byte(1 + n%254)})
+						obs := probe.Observation{Torrent: e.ID, Addr: netip.AddrPortFrom(addr, 6881), ListenPort: 6881,
+							Direction: probe.Outgoing, Source: discovery.SourceTracker, Start: at.Add(-6 * time.Second),
+							Outcome: probe.OutcomeOK, Known: true, NumPieces: numPieces,
+							First: probe.Point{Pieces: pieces, At: at}, Last: probe.Point{Pieces: pieces, At: at.Add(time.Second)},
+							Timings: probe.Timings{Total: 6 * time.Second}}
+						if err := svc.collector.Record(ctx, obs); err != nil {
+							b.Fatal(err)
+						}
 					}
-					at := t0.Add(time.Duration(round) * 10 * time.Minute)
-					obs := probe.Observation{Torrent: e.ID, Addr: netip.AddrPortFrom(addr, 6881), ListenPort: 6881,
-						Direction: probe.Outgoing, Source: discovery.SourceTracker, Start: at.Add(-6 * time.Second),
-						Outcome: probe.OutcomeOK, Known: true, NumPieces: numPieces,
-						First: probe.Point{Pieces: pieces, At: at}, Last: probe.Point{Pieces: pieces, At: at.Add(time.Second)},
-						Timings: probe.Timings{Total: 6 * time.Second}}
-					if err := svc.collector.Record(ctx, obs); err != nil {
-						b.Fatal(err)
-					}
-					k++
 				}
 			}
 		}
-	}
-	wantConfirmed := torrents * perTorrent * 2
-	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		var confirmed int64
-		for _, n := range svc.collector.Aggregates().Confirmed {
-			confirmed += int64(n)
+		want := int64(torrents * to * 2)
+		for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			var confirmed int64
+			for _, n := range svc.collector.Aggregates().Confirmed {
+				confirmed += int64(n)
+			}
+			if confirmed == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("confirmed downloads %d after 5 min, want %d", confirmed, want)
+			}
 		}
-		if confirmed == int64(wantConfirmed) {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("confirmed downloads %d after 5 min, want %d", confirmed, wantConfirmed)
-		}
-	}
-	if st := svc.sched.Stats(); st.Known != knownPeers {
-		b.Fatalf("scheduler knows %d peers, want %d", st.Known, knownPeers)
 	}
 
 	scrape := func(gzip bool) (int, int) {
@@ -708,30 +716,34 @@ geoip:
 		}
 		return w.Body.Len(), series
 	}
-	size, series := scrape(false)
-	gzSize, _ := scrape(true)
-	for _, mode := range []string{"text", "gzip"} {
-		b.Run(mode, func(b *testing.B) {
-			var durs []time.Duration
-			for b.Loop() {
-				start := time.Now()
-				scrape(mode == "gzip")
-				durs = append(durs, time.Since(start))
-			}
-			slices.Sort(durs)
-			pct := func(p float64) float64 { return durs[int(p*float64(len(durs)-1))].Seconds() * 1000 }
-			b.ReportMetric(pct(0.5), "p50-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
-			if mode == "gzip" {
-				b.ReportMetric(float64(gzSize), "bytes")
-			} else {
-				b.ReportMetric(float64(size), "bytes")
-				b.ReportMetric(float64(series), "series")
-			}
-		})
+	// The state grows between steps: 5, then 20, then 50 confirming countries per torrent.
+	fed := 0
+	for _, step := range []int{5, 20, perTorrent} {
+		feed(fed, step)
+		fed = step
+		size, series := scrape(false)
+		gzSize, _ := scrape(true)
+		for _, mode := range []string{"text", "gzip"} {
+			b.Run(fmt.Sprintf("confirmed=%d/%s", torrents*step, mode), func(b *testing.B) {
+				var durs []time.Duration
+				for b.Loop() {
+					start := time.Now()
+					scrape(mode == "gzip")
+					durs = append(durs, time.Since(start))
+				}
+				slices.Sort(durs)
+				pct := func(p float64) float64 { return durs[int(p*float64(len(durs)-1))].Seconds() * 1000 }
+				b.ReportMetric(pct(0.5), "p50-ms")
+				b.ReportMetric(pct(0.99), "p99-ms")
+				if mode == "gzip" {
+					b.ReportMetric(float64(gzSize), "bytes")
+				} else {
+					b.ReportMetric(float64(size), "bytes")
+					b.ReportMetric(float64(series), "series")
+				}
+			})
+		}
 	}
-	colCancel()
-	<-colDone
 }
 
 // writeBenchTorrent writes a small single-file v1 torrent; i makes its info hash unique.
