@@ -20,16 +20,12 @@ import (
 
 	"github.com/btda/btda/dashboards"
 	"github.com/btda/btda/internal/swarmtest"
+	"gopkg.in/yaml.v3"
 )
 
-// promCoreQueries must return data after a short run against the test swarm: the recording
-// rules the dashboards are built on, and the series behind the main panels.
+// promCoreQueries must return data after a short run against the test swarm, besides every
+// recording rule: the series behind the main panels.
 var promCoreQueries = []string{
-	"btda:confirmed_downloads:rate1h",
-	"btda:confirmed_downloads_by_country:rate1h",
-	"btda:discovery_peers_received:rate5m",
-	"btda:probe_sessions:rate5m",
-	"btda:tracker_announce_failures:ratio_rate30m",
 	`btda_confirmed_downloads_total * on (infohash) group_left (name) btda_torrent_info`,
 	`btda:probe_sessions:rate5m{outcome="ok"} > 0`,
 	`btda_discovery_peers_received_total{source="tracker"} > 0`, // one announce at start: the rate may be 0
@@ -130,9 +126,10 @@ geoip:
 	p := startPrometheus(t, promBin, filepath.Join(dir, "prometheus"), strings.TrimPrefix(d.url, "http://"))
 
 	// 1. Every recording rule and core query returns data once a few scrapes are in.
+	core := append(promRecordingRules(t), promCoreQueries...)
 	waitUntil(t, 40*time.Second, "every core query returns data", func() string {
 		var empty []string
-		for _, q := range promCoreQueries {
+		for _, q := range core {
 			n, err := p.query(ctx, q)
 			if err != nil {
 				t.Fatalf("query %s: %v", q, err)
@@ -212,6 +209,44 @@ geoip:
 	if st := p.alertState(ctx, t, "BtdaGeoIPDatabaseMissing"); st != "" {
 		t.Errorf("BtdaGeoIPDatabaseMissing is %s although the swarm's GeoIP database is loaded", st)
 	}
+}
+
+// promRecordingRules lists the recording rules of dashboards/rules, so that a new rule is
+// checked without editing this test.
+func promRecordingRules(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot(t), "dashboards", "rules", "*-rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rf struct {
+			Groups []struct {
+				Rules []struct {
+					Record string `yaml:"record"`
+				} `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		if err := yaml.Unmarshal(b, &rf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				if r.Record != "" {
+					names = append(names, r.Record)
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		t.Fatalf("no recording rules in %v", files)
+	}
+	return names
 }
 
 // waitUntil polls cond (which returns "" when satisfied, else what is missing) every
