@@ -54,7 +54,8 @@ import (
 //
 // Knobs: BTDA_BENCH_PEERS (30000), BTDA_BENCH_TORRENTS (100), BTDA_BENCH_CONCURRENCY
 // (15000; btda's sockets must fit under the open-file limit), BTDA_BENCH_WINDOW (120s),
-// BTDA_BENCH_DIAL_RATE (probe.dial_rate; unlimited).
+// BTDA_BENCH_DIAL_RATE (probe.dial_rate; unlimited), BTDA_BENCH_BTDA_BIN (run this btda
+// binary instead of one built from the tree, to compare a change).
 func TestContactsPerSecond(t *testing.T) {
 	if os.Getenv("BTDA_BENCH_CONTACTS") == "" {
 		t.Skip("set BTDA_BENCH_CONTACTS=1 (inside unshare -n) to run the contact-rate benchmark")
@@ -73,6 +74,9 @@ func TestContactsPerSecond(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	bin := buildBinaries(t, dir)
+	if p := os.Getenv("BTDA_BENCH_BTDA_BIN"); p != "" {
+		bin["btda"] = p // a btda built elsewhere, to compare a change
+	}
 
 	tr, err := swarmtracker.Start(ctx, swarmtracker.Config{
 		Host: netip.MustParseAddr("127.0.0.1"), DisableUDP: true, Seed: 1,
@@ -138,6 +142,8 @@ geoip:
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", webPort)
 
 	var samples []contactSample
+	var scrapeTimes []time.Duration
+	failedScrapes := 0
 	began := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -150,10 +156,15 @@ geoip:
 		if btda.exited() {
 			t.Fatalf("btda exited:\n%s", btda.tail())
 		}
+		t0 := time.Now()
 		m, err := scrapeMetrics(ctx, url)
 		if err != nil {
-			continue // not up yet
+			if len(samples) > 0 {
+				failedScrapes++ // up before: a scrape that failed or took over 5 s
+			}
+			continue
 		}
+		scrapeTimes = append(scrapeTimes, time.Since(t0))
 		samples = append(samples, contactSample{at: time.Since(began), m: m})
 	}
 	if len(samples) < 10 {
@@ -168,6 +179,10 @@ geoip:
 		t.Logf("mean outgoing session length %.1f s over %.0f sessions (the quiet window is 6 s)",
 			final.sum(`btda_probe_duration_seconds_sum{direction="outgoing"}`)/n, n)
 	}
+	slices.Sort(scrapeTimes)
+	t.Logf("btda /metrics during the run: %d scrapes, median %s, max %s; %d failed or took over 5 s",
+		len(scrapeTimes), scrapeTimes[len(scrapeTimes)/2].Round(time.Millisecond),
+		scrapeTimes[len(scrapeTimes)-1].Round(time.Millisecond), failedScrapes)
 	for _, p := range []*benchProcess{btda, swarm} {
 		hwm, cpu := procUsage(p.cmd.Process.Pid)
 		t.Logf("%s: peak RSS (VmHWM) %d MiB, CPU %.1f s over %.0f s", p.name, hwm>>20, cpu, time.Since(began).Seconds())
