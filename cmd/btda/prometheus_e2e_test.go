@@ -144,6 +144,10 @@ geoip:
 		return ""
 	})
 
+	// Every rule, alerts included, evaluates without error on real data (vector matching
+	// errors, for one, only show at evaluation).
+	p.checkRuleHealth(ctx, t)
+
 	// 2. Every dashboard query parses and runs; those with data are counted, and the ones
 	// that read a recording rule must have data like the rule itself.
 	all, err := dashboards.AllQueries()
@@ -391,6 +395,36 @@ func (p *promProc) query(ctx context.Context, expr string) (int, error) {
 		return 0, fmt.Errorf("result of type %s: %w", data.ResultType, err)
 	}
 	return len(series), nil
+}
+
+// checkRuleHealth requires every loaded rule to have been evaluated without error.
+func (p *promProc) checkRuleHealth(ctx context.Context, t *testing.T) {
+	t.Helper()
+	var data struct {
+		Groups []struct {
+			Name  string `json:"name"`
+			Rules []struct {
+				Name      string `json:"name"`
+				Health    string `json:"health"`
+				LastError string `json:"lastError"`
+			} `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := p.get(ctx, "/api/v1/rules", &data); err != nil {
+		t.Fatalf("/api/v1/rules: %v", err)
+	}
+	n := 0
+	for _, g := range data.Groups {
+		for _, r := range g.Rules {
+			n++
+			if r.Health != "ok" {
+				t.Errorf("rule %s/%s: health %q, last error %q", g.Name, r.Name, r.Health, r.LastError)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("Prometheus loaded no rules")
+	}
 }
 
 // alertState is the state of the named alert in /api/v1/alerts ("pending", "firing"), or
