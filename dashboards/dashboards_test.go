@@ -113,6 +113,7 @@ func TestConventions(t *testing.T) {
 			for _, p := range panels {
 				checkPanel(t, p, ids)
 			}
+			checkLayout(t, panels)
 		})
 	}
 }
@@ -175,12 +176,48 @@ func allPanels(v any) []map[string]any {
 	return out
 }
 
+// panelTypes are Grafana's core panels the dashboards use; a plugin panel
+// would need installing on every Grafana.
+var panelTypes = map[string]bool{
+	"row": true, "timeseries": true, "stat": true, "table": true,
+	"heatmap": true, "geomap": true, "bargauge": true,
+}
+
+// checkLayout fails on panels that overlap on the grid (Grafana would move
+// them, and the layout in the file would not be the one shown).
+func checkLayout(t *testing.T, panels []map[string]any) {
+	t.Helper()
+	type box struct {
+		title      string
+		x, y, w, h float64
+	}
+	var boxes []box
+	for _, p := range panels {
+		gp, _ := p["gridPos"].(map[string]any)
+		x, _ := gp["x"].(float64)
+		y, _ := gp["y"].(float64)
+		w, _ := gp["w"].(float64)
+		h, _ := gp["h"].(float64)
+		title, _ := p["title"].(string)
+		b := box{title, x, y, w, h}
+		for _, o := range boxes {
+			if b.x < o.x+o.w && o.x < b.x+b.w && b.y < o.y+o.h && o.y < b.y+b.h {
+				t.Errorf("panels %q and %q overlap", b.title, o.title)
+			}
+		}
+		boxes = append(boxes, b)
+	}
+}
+
 func checkPanel(t *testing.T, p map[string]any, ids map[float64]bool) {
 	t.Helper()
 	title, _ := p["title"].(string)
 	where := fmt.Sprintf("panel %q", title)
 	if title == "" {
 		t.Errorf("%s: no title", where)
+	}
+	if typ, _ := p["type"].(string); !panelTypes[typ] {
+		t.Errorf("%s: panel type %q is not one of Grafana's core panels used here", where, typ)
 	}
 	id, _ := p["id"].(float64)
 	if id == 0 || ids[id] {
