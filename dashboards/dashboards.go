@@ -172,9 +172,10 @@ func variableQuery(raw json.RawMessage) (string, error) {
 	return o.Query, nil
 }
 
-// builtins are the values Expand gives Grafana's global variables: a 1 m
-// rate interval fits a 15 s scrape interval (Grafana's $__rate_interval is
-// at least four scrape intervals).
+// builtins are the values Expand gives Grafana's global variables. Grafana
+// makes $__rate_interval at least four scrape intervals; 1m suits a test
+// Prometheus scraping every 15 s or faster (rate() needs two samples in the
+// window, so with prometheus.yml's 30 s a 1m window is the bare minimum).
 var builtins = map[string]string{
 	"__rate_interval":    "1m",
 	"__rate_interval_ms": "60000",
