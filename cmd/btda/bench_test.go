@@ -219,14 +219,15 @@ func reportContacts(t *testing.T, s []contactSample, conc, peers int) {
 			(sessions(i)-sessions(j))/dt, s[i].m.sum("btda_probe_sessions_in_flight"),
 			s[i].m.sum("btda_queue_known_peers"), s[i].m.sum("process_resident_memory_bytes")/(1<<20), 100*cpu)
 	}
-	// Best 10 s and the saturated stretch (in flight ≥ 90 % of its peak).
+	// Best 10 s and the saturated stretch (in flight ≥ 90 % of its peak, sessions completing).
 	var best10 float64
 	for i := 10; i < len(s); i++ {
 		best10 = max(best10, (sessions(i)-sessions(i-10))/(s[i].at-s[i-10].at).Seconds())
 	}
 	first, last := -1, -1
 	for i := range s {
-		if s[i].m.sum("btda_probe_sessions_in_flight") >= 0.9*peakInFlight {
+		// From the first completions on: before them the window holds only session starts.
+		if s[i].m.sum("btda_probe_sessions_in_flight") >= 0.9*peakInFlight && sessions(i) > 0 {
 			if first < 0 {
 				first = i
 			}
