@@ -163,11 +163,11 @@ func (p *Prober) Probe(ctx context.Context, t Target) Observation {
 	if p.cfg.Dial != nil {
 		conn, err = p.cfg.Dial(dctx, "tcp", t.Addr.String())
 	} else {
-		// DialTCP with netip types skips address parsing and the resolver.
-		var tc *net.TCPConn
-		if tc, err = p.dialer.DialTCP(dctx, "tcp", netip.AddrPort{}, t.Addr); err == nil {
-			conn = tc
-		}
+		// Not DialTCP with a zero local AddrPort: that binds every socket to 0.0.0.0:0
+		// before connect, and at thousands of sessions the kernel's port search in bind
+		// took 90 % of btda's CPU and then failed with EADDRINUSE (BENCHMARKS.md, daemon
+		// contacts). Connect picks the ephemeral port itself, per destination.
+		conn, err = p.dialer.DialContext(dctx, "tcp", t.Addr.String())
 	}
 	cancel()
 	o.Timings.Connect = time.Since(o.Start)
