@@ -335,13 +335,13 @@ func TestRulesAlertsComplete(t *testing.T) {
 		}
 	}
 	// The README section documents every alert.
-	doc, err := os.ReadFile(filepath.Join(rulesDir, "README.md"))
+	doc, err := os.ReadFile(rulesReadme)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range alerts {
 		if !strings.Contains(string(doc), "`"+a+"`") {
-			t.Errorf("%s/README.md does not document alert %s", rulesDir, a)
+			t.Errorf("%s does not document alert %s", rulesReadme, a)
 		}
 	}
 }
