@@ -40,6 +40,10 @@ type metrics struct {
 	confirmedDesc, seedsDesc, partialDesc, peersDesc  *prometheus.Desc
 	bytesDesc, secondsDesc, netConfDesc, netPeersDesc *prometheus.Desc
 	sizeDesc, knownDesc                               *prometheus.Desc
+
+	// Sorted confirmed-download keys and their infohash labels, guarded by c.aggMu.
+	confKeys []store.ConfirmedKey
+	confHex  []string
 }
 
 func histogram(name, help string, buckets []float64) prometheus.HistogramOpts {
@@ -192,23 +196,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.peersDesc, prometheus.CounterValue, float64(t.Peers), ih)
 	}
 
-	keys := make([]store.ConfirmedKey, 0, len(a.Confirmed))
-	for k := range a.Confirmed {
-		keys = append(keys, k)
-	}
-	// The registry orders label pairs by name: continent, country, infohash.
-	slices.SortFunc(keys, func(x, y store.ConfirmedKey) int {
-		if r := strings.Compare(x.Continent, y.Continent); r != 0 {
-			return r
-		}
-		if r := strings.Compare(x.Country, y.Country); r != 0 {
-			return r
-		}
-		return bytes.Compare(x.Torrent[:], y.Torrent[:])
-	})
-	for _, k := range keys {
+	for i, k := range m.confirmedKeys(a.Confirmed) {
 		ch <- prometheus.MustNewConstMetric(m.confirmedDesc, prometheus.CounterValue, float64(a.Confirmed[k]),
-			k.Torrent.String(), k.Country, k.Continent)
+			m.confHex[i], k.Country, k.Continent)
 	}
 
 	for _, cc := range slices.Sorted(maps.Keys(a.Countries)) {
@@ -227,6 +217,46 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(m.sizeDesc, prometheus.GaugeValue, float64(c.size.Load()))
 	ch <- prometheus.MustNewConstMetric(m.knownDesc, prometheus.GaugeValue, float64(known))
+}
+
+// confirmedKeys returns the keys of conf in the registry's order (label pairs by name:
+// continent, country, infohash), with m.confHex holding their infohash labels. The sort is
+// cached across scrapes: keys are only ever added to the committed aggregates (Add), so an
+// unchanged count means an unchanged set; a key missing from conf rebuilds it all the same.
+// The caller holds aggMu, which also guards the cache.
+func (m *metrics) confirmedKeys(conf map[store.ConfirmedKey]uint64) []store.ConfirmedKey {
+	if len(m.confKeys) == len(conf) {
+		valid := true
+		for _, k := range m.confKeys {
+			if _, ok := conf[k]; !ok {
+				valid = false
+				break
+			}
+		}
+		if valid {
+			return m.confKeys
+		}
+	}
+	keys := make([]store.ConfirmedKey, 0, len(conf))
+	for k := range conf {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y store.ConfirmedKey) int {
+		if r := strings.Compare(x.Continent, y.Continent); r != 0 {
+			return r
+		}
+		if r := strings.Compare(x.Country, y.Country); r != 0 {
+			return r
+		}
+		// Byte order of the hash is the order of its lowercase hex label.
+		return bytes.Compare(x.Torrent[:], y.Torrent[:])
+	})
+	hex := make([]string, len(keys))
+	for i, k := range keys {
+		hex[i] = k.Torrent.String()
+	}
+	m.confKeys, m.confHex = keys, hex
+	return keys
 }
 
 // topN returns the n networks with the largest value (ties by name) and the sum of the rest
