@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/common/version"
-
 	"github.com/btda/btda/discovery"
 	"github.com/btda/btda/discovery/metainfo"
 	"github.com/btda/btda/probe"
@@ -131,16 +129,7 @@ func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slo
 			return 1
 		}
 	}
-	prober, err := probe.NewProber(probe.SessionConfig{
-		Version:          version.Version,
-		DialTimeout:      time.Duration(cfg.Probe.ConnectTimeout),
-		HandshakeTimeout: time.Duration(cfg.Probe.HandshakeTimeout),
-		QuietWindow:      time.Duration(cfg.Probe.QuietWindow),
-		SessionCap:       time.Duration(cfg.Probe.SessionCap),
-		MaxMessages:      cfg.Probe.MessageCap,
-		SendInterested:   cfg.Probe.SendInterested,
-		Logger:           logger,
-	})
+	prober, err := probe.NewProber(sessionConfig(cfg, 0, logger))
 	if err != nil {
 		logger.Error("cannot set up the prober", "err", err)
 		return 1

@@ -99,29 +99,16 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 		return nil, err
 	}
 
-	port := uint16(cfg.AnnouncePort())
-	s.prober, err = probe.NewProber(probe.SessionConfig{
-		Version:          version.Version,
-		ListenPort:       port,
-		DialTimeout:      time.Duration(cfg.Probe.ConnectTimeout),
-		HandshakeTimeout: time.Duration(cfg.Probe.HandshakeTimeout),
-		QuietWindow:      time.Duration(cfg.Probe.QuietWindow),
-		SessionCap:       time.Duration(cfg.Probe.SessionCap),
-		MaxMessages:      cfg.Probe.MessageCap,
-		SendInterested:   cfg.Probe.SendInterested,
-		Logger:           logger,
-	})
-	if err != nil {
-		return nil, err
-	}
-
 	s.peerLn, err = net.Listen("tcp", cfg.Peer.ListenAddress)
 	if err != nil {
 		return nil, fmt.Errorf("peer listener: %w", err)
 	}
+	port := uint16(cfg.AnnouncePort())
 	if port == 0 { // listen_address with port 0 (tests): announce the port we got
 		port = uint16(s.peerLn.Addr().(*net.TCPAddr).Port)
-		s.prober, _ = probe.NewProber(withListenPort(s.prober.Config(), port))
+	}
+	if s.prober, err = probe.NewProber(sessionConfig(cfg, port, logger)); err != nil {
+		return nil, err
 	}
 	s.listener, err = probe.NewListener(s.prober, probe.ListenerConfig{
 		Lookup:           s.lookupActive,
@@ -193,9 +180,19 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 	return s, nil
 }
 
-func withListenPort(c probe.SessionConfig, port uint16) probe.SessionConfig {
-	c.ListenPort = port
-	return c
+// sessionConfig is the probe session configuration of cfg; port is sent as `p` (0: none).
+func sessionConfig(cfg *config.Config, port uint16, logger *slog.Logger) probe.SessionConfig {
+	return probe.SessionConfig{
+		Version:          version.Version,
+		ListenPort:       port,
+		DialTimeout:      time.Duration(cfg.Probe.ConnectTimeout),
+		HandshakeTimeout: time.Duration(cfg.Probe.HandshakeTimeout),
+		QuietWindow:      time.Duration(cfg.Probe.QuietWindow),
+		SessionCap:       time.Duration(cfg.Probe.SessionCap),
+		MaxMessages:      cfg.Probe.MessageCap,
+		SendInterested:   cfg.Probe.SendInterested,
+		Logger:           logger,
+	}
 }
 
 func dhtNodesFile(cfg *config.Config) string {
