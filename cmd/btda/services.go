@@ -41,6 +41,7 @@ type services struct {
 	registry *discovery.Registry
 
 	geo       *geo.DB
+	rdns      *geo.RDNS // nil unless geoip.reverse_dns
 	collector *collector.Collector
 	prober    *probe.Prober
 	listener  *probe.Listener
@@ -85,6 +86,12 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 	}
 
 	var err error
+	if cfg.GeoIP.ReverseDNS {
+		// Lookups happen in the rDNS pool, never on a probe's path.
+		if s.rdns, err = geo.NewRDNS(geo.RDNSConfig{}, net.DefaultResolver, reg, logger); err != nil {
+			return nil, err
+		}
+	}
 	s.collector, err = collector.New(collector.Config{
 		StorePath:   cfg.Storage.Path,
 		Threshold:   cfg.Torrents.CompletionThreshold,
@@ -94,6 +101,7 @@ func newServices(cfg *config.Config, registry *discovery.Registry, reg prometheu
 		KeepRawIP:   cfg.Storage.StoreRawIPs,
 		NoAnonymize: !cfg.GeoIP.AnonymizeIPs,
 		Geo:         s.geo,
+		RDNS:        s.rdns,
 	}, reg, logger)
 	if err != nil {
 		return nil, err
@@ -212,6 +220,9 @@ func (s *services) run(ctx context.Context) error {
 	g.Go(func() error { return s.listener.Serve(gctx, s.peerLn) })
 	g.Go(func() error { return s.routeSightings(gctx) })
 	g.Go(func() error { return s.metadata.run(gctx) })
+	if s.rdns != nil {
+		g.Go(func() error { return s.rdns.Run(gctx) })
+	}
 	if s.announcer != nil {
 		g.Go(func() error { return s.announcer.Run(gctx) })
 	}
