@@ -498,8 +498,10 @@ func (s *session) progress(now time.Time) {
 		s.known = true
 		o.First = Point{Pieces: n, At: now}
 		o.Timings.FirstProgress = now.Sub(o.Start)
-	case !s.settled && n >= o.First.Pieces && now.Sub(s.lastAt) < settleGap && now.Sub(o.First.At) < settleMax:
-		o.First.Pieces = n // still the initial report; First.At stays its start
+	case !s.settled && n >= o.First.Pieces && now.Sub(s.lastAt) < settleGap && now.Sub(o.Start.Add(o.Timings.FirstProgress)) < settleMax:
+		// Still the initial report: the peer had n pieces now. Moving At with the count
+		// keeps speeds exact (a count stamped with an earlier time would inflate them).
+		o.First = Point{Pieces: n, At: now}
 	default:
 		s.settled = true
 	}
