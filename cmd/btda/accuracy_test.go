@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -49,8 +46,6 @@ func accuracyHidden(p *swarmtest.Peer) bool { return p.Index%2 == 1 }
 // btda is not started: the tracker must be narrowed before btda's first announce.
 func startAccuracy(ctx context.Context, t *testing.T, runFor time.Duration) *e2eRun {
 	t.Helper()
-	sc := e2eScenario{Seed: accuracySeed, Torrents: 3, Peers: 45, RunFor: runFor, Mix: e2eMix, Probe: e2eProbe}
-	r := &e2eRun{sc: sc, dir: t.TempDir(), btdaPort: freePort(t)}
 	curves := func(p *swarmtest.Peer) (swarmtest.Curve, bool) {
 		switch p.Profile {
 		case swarmtest.Libtorrent, swarmtest.Transmission, swarmtest.Rtorrent:
@@ -70,21 +65,8 @@ func startAccuracy(ctx context.Context, t *testing.T, runFor time.Duration) *e2e
 		}
 		return swarmtest.Curve{Pieces: n, Start: start, Interval: time.Second / time.Duration(rate)}, true
 	}
-	sw, err := swarmtest.Start(ctx, swarmtest.Config{
-		Seed: sc.Seed, Torrents: sc.Torrents, Peers: sc.Peers, Dir: r.dir, Duration: sc.RunFor,
-		Versions:        map[swarmtest.Version]float64{swarmtest.V1: 1, swarmtest.V2: 1, swarmtest.Hybrid: 1},
-		Mix:             sc.Mix,
-		Tracker:         swarmtest.TrackerConfig{Enabled: true},
-		DialOut:         fmt.Sprintf("127.0.0.1:%d", r.btdaPort),
-		DialOutFraction: 0.3,
-		Redial:          2 * time.Second,
-		CurveFunc:       curves,
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sw.Close() })
-	r.sw = sw
+	r := startE2E(ctx, t, e2eScenario{Seed: accuracySeed, Torrents: 3, Peers: 45, RunFor: runFor, Curves: curves, NoDHT: true})
+	sw := r.sw
 
 	// Narrow what the tracker hands out, under every hash it knows the torrent by (BEP 52:
 	// a hybrid is announced under its v1 and its truncated v2 hash).
@@ -101,30 +83,6 @@ func startAccuracy(ctx context.Context, t *testing.T, runFor time.Duration) *e2e
 		if tor.HasV2() {
 			sw.Tracker().SetPeers([20]byte(tor.InfoHashV2[:20]), shown)
 		}
-	}
-
-	city, asn := sw.GeoIPPaths()
-	r.cfgPath = filepath.Join(r.dir, "btda.yml")
-	r.dbPath = filepath.Join(r.dir, "btda.db")
-	cfg := fmt.Sprintf(`torrents:
-  directory: %s
-  magnet_file: ""
-peer:
-  listen_address: "127.0.0.1:%d"
-%strackers:
-  request_interval: 1m
-  timeout: 2s
-dht:
-  enabled: false
-storage:
-  path: %s
-  commit_interval: 200ms
-geoip:
-  city_database: %s
-  asn_database: %s
-`, filepath.Join(r.dir, "torrents"), r.btdaPort, sc.Probe, r.dbPath, city, asn)
-	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
 	}
 	return r
 }

@@ -30,6 +30,11 @@ type e2eScenario struct {
 	// CrossAt is when a leecher of the three common clients crosses the threshold (it
 	// starts at half the pieces); nil leaves every peer's drawn curve.
 	CrossAt func(p *swarmtest.Peer) time.Duration
+	// Curves, when set, replaces CrossAt: any scripted curve (constant rates, ...).
+	Curves func(p *swarmtest.Peer) (swarmtest.Curve, bool)
+	// NoDHT runs neither the swarm's DHT nor btda's node: the tracker, PEX and incoming
+	// connections are the only sources.
+	NoDHT bool
 	// Probe replaces the probe: section of the btda configuration.
 	Probe string
 	// CityDB replaces the swarm's GeoIP city database path.
@@ -89,8 +94,8 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 		sc.Probe = e2eProbe
 	}
 	r := &e2eRun{sc: sc, dir: t.TempDir(), btdaPort: freePort(t)}
-	var curves func(p *swarmtest.Peer) (swarmtest.Curve, bool)
-	if sc.CrossAt != nil {
+	curves := sc.Curves
+	if curves == nil && sc.CrossAt != nil {
 		curves = func(p *swarmtest.Peer) (swarmtest.Curve, bool) {
 			switch p.Profile {
 			case swarmtest.Libtorrent, swarmtest.Transmission, swarmtest.Rtorrent:
@@ -107,12 +112,16 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 	if sc.NoDialOut {
 		dialOut = ""
 	}
+	dhtNodes := 4
+	if sc.NoDHT {
+		dhtNodes = 0
+	}
 	sw, err := swarmtest.Start(ctx, swarmtest.Config{
 		Seed: sc.Seed, Torrents: sc.Torrents, Peers: sc.Peers, Dir: r.dir, Duration: sc.RunFor,
 		Versions:        map[swarmtest.Version]float64{swarmtest.V1: 1, swarmtest.V2: 1, swarmtest.Hybrid: 1},
 		Mix:             sc.Mix,
 		Tracker:         swarmtest.TrackerConfig{Enabled: true},
-		DHT:             swarmtest.DHTConfig{Nodes: 4},
+		DHT:             swarmtest.DHTConfig{Nodes: dhtNodes},
 		DialOut:         dialOut,
 		DialOutFraction: 0.3,
 		Redial:          2 * time.Second,
@@ -132,6 +141,10 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 	for _, a := range sw.DHTNodes() {
 		boot = append(boot, strconv.Quote(a.String()))
 	}
+	dhtCfg := fmt.Sprintf("dht:\n  listen_address: \"127.0.0.1:0\"\n  bootstrap_nodes: [%s]\n  lookup_timeout: 5s\n", strings.Join(boot, ", "))
+	if sc.NoDHT {
+		dhtCfg = "dht:\n  enabled: false\n"
+	}
 	r.cfgPath = filepath.Join(r.dir, "btda.yml")
 	r.dbPath = filepath.Join(r.dir, "btda.db")
 	if sc.StorePath != "" {
@@ -145,17 +158,13 @@ peer:
 %strackers:
   request_interval: 1m
   timeout: 2s
-dht:
-  listen_address: "127.0.0.1:0"
-  bootstrap_nodes: [%s]
-  lookup_timeout: 5s
-storage:
+%sstorage:
   path: %s
   commit_interval: 200ms
 geoip:
   city_database: %s
   asn_database: %s
-`, filepath.Join(r.dir, "torrents"), r.btdaPort, sc.Probe, strings.Join(boot, ", "), r.dbPath, city, asn)
+`, filepath.Join(r.dir, "torrents"), r.btdaPort, sc.Probe, dhtCfg, r.dbPath, city, asn)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
