@@ -231,18 +231,14 @@ var torrentsDesc = prometheus.NewDesc("btda_torrents", "Watched torrents by stat
 func (c *torrentsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- torrentsDesc }
 
 func (c *torrentsCollector) Collect(ch chan<- prometheus.Metric) {
-	n := make(map[[2]string]int)
-	for _, e := range c.registry.Entries() {
-		n[[2]string{e.State.String(), e.Kind().String()}]++
-	}
-	// Every state/kind pair that can occur, at zero when empty.
-	for _, s := range discovery.States {
-		for _, k := range discovery.Kinds {
-			if (s == discovery.StatePendingMetadata) != (k == discovery.KindMagnet) {
-				continue
-			}
-			ch <- prometheus.MustNewConstMetric(torrentsDesc, prometheus.GaugeValue, float64(n[[2]string{s.String(), k.String()}]), s.String(), k.String())
+	// The kind decides the state: a torrent is pending metadata exactly while it is a
+	// magnet, so the registry's counts by kind are the counts by (state, kind).
+	for k, n := range c.registry.Counts().ByKind {
+		s := discovery.StateActive
+		if k == discovery.KindMagnet {
+			s = discovery.StatePendingMetadata
 		}
+		ch <- prometheus.MustNewConstMetric(torrentsDesc, prometheus.GaugeValue, float64(n), s.String(), k.String())
 	}
 }
 

@@ -299,10 +299,8 @@ func (s *services) lookupActive(h metainfo.Hash) (int, bool) {
 }
 
 func (s *services) pieces(id metainfo.Hash) int {
-	if e, ok := s.registry.Lookup(id); ok && e.Torrent != nil {
-		return e.Torrent.Pieces
-	}
-	return 0
+	n, _ := s.lookupActive(id)
+	return n
 }
 
 // deliverIncoming records an incoming session under the torrent's ID (a hybrid's v2
