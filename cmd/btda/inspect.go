@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -62,7 +61,7 @@ func inspectOne(in string) inspectResult {
 			r.Error = err.Error()
 			return r
 		}
-		r.InfohashV1, r.InfohashV2 = hexOrEmpty(m.InfoHashV1[:]), hexOrEmpty(m.InfoHashV2[:])
+		r.InfohashV1, r.InfohashV2 = m.HexV1(), m.HexV2()
 		r.Kind = "magnet"
 		r.Name = m.Name
 		if len(m.Trackers) > 0 {
@@ -105,13 +104,4 @@ func summarize(in string, t *metainfo.Torrent) inspectResult {
 	r.Magnet = t.Magnet().String()
 	r.Warnings = t.Warnings
 	return r
-}
-
-func hexOrEmpty(b []byte) string {
-	for _, c := range b {
-		if c != 0 {
-			return hex.EncodeToString(b)
-		}
-	}
-	return ""
 }

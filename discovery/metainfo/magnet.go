@@ -50,6 +50,12 @@ func (m *Magnet) Hashes() []Hash { return wireHashes(m.InfoHashV1, m.InfoHashV2)
 // Label is the v1 hash in hex when present, else the v2 hash in hex.
 func (m *Magnet) Label() string { return label(m.InfoHashV1, m.InfoHashV2) }
 
+// HexV1 is the btih hash in hex, "" when absent.
+func (m *Magnet) HexV1() string { return hexOrEmpty(m.InfoHashV1[:]) }
+
+// HexV2 is the btmh hash in hex, "" when absent.
+func (m *Magnet) HexV2() string { return hexOrEmpty(m.InfoHashV2[:]) }
+
 // String renders the magnet URI: xt for each hash, then dn, xl, tr and x.pe.
 func (m *Magnet) String() string {
 	var b strings.Builder
