@@ -54,35 +54,37 @@ func loadConfigOrDefault(path string) (*config.Config, error) {
 	return c, err
 }
 
-// torrentArg loads the torrent a one-shot subcommand works on.
-func torrentArg(file, magnet string) (hashes []metainfo.Hash, info tracker.TorrentInfo, m *metainfo.Magnet, err error) {
+// torrentArg loads what a one-shot subcommand works on: a .torrent file (t and its magnet)
+// or a magnet URI (t nil).
+func torrentArg(file, magnet string) (t *metainfo.Torrent, m *metainfo.Magnet, err error) {
 	switch {
 	case file != "" && magnet != "":
-		return nil, info, nil, errors.New("give --torrent or --magnet, not both")
+		return nil, nil, errors.New("give --torrent or --magnet, not both")
 	case file != "":
-		t, err := metainfo.Load(file)
-		if err != nil {
-			return nil, info, nil, err
+		if t, err = metainfo.Load(file); err != nil {
+			return nil, nil, err
 		}
-		return t.Hashes(), tracker.TorrentInfo{Hash: t.Hash(), Label: t.Label(), Length: t.TotalLength, Tiers: t.Trackers}, t.Magnet(), nil
+		return t, t.Magnet(), nil
 	case magnet != "":
-		m, err := metainfo.ParseMagnet(magnet)
-		if err != nil {
-			return nil, info, nil, err
-		}
-		var tiers [][]string
-		if len(m.Trackers) > 0 {
-			tiers = [][]string{m.Trackers}
-		}
-		// The size is unknown before the metadata; announce a non-zero left so trackers
-		// treat us as a leecher.
-		length := m.Length
-		if length <= 0 {
-			length = 1
-		}
-		return m.Hashes(), tracker.TorrentInfo{Hash: m.Hash(), Label: m.Label(), Length: length, Tiers: tiers}, m, nil
+		m, err = metainfo.ParseMagnet(magnet)
+		return nil, m, err
 	}
-	return nil, info, nil, errors.New("give --torrent FILE or --magnet URI")
+	return nil, nil, errors.New("give --torrent FILE or --magnet URI")
+}
+
+// trackerInfo is what the tracker clients need to announce t (or, before its metadata,
+// magnet m).
+func trackerInfo(t *metainfo.Torrent, m *metainfo.Magnet) tracker.TorrentInfo {
+	if t != nil {
+		return tracker.TorrentInfo{Hash: t.Hash(), Label: t.Label(), Length: t.TotalLength, Tiers: t.Trackers}
+	}
+	var tiers [][]string
+	if len(m.Trackers) > 0 {
+		tiers = [][]string{m.Trackers}
+	}
+	// The size is unknown before the metadata; the tracker client then announces a
+	// non-zero left so that trackers treat us as a leecher.
+	return tracker.TorrentInfo{Hash: m.Hash(), Label: m.Label(), Length: m.Length, Tiers: tiers}
 }
 
 // announce runs one round against every tracker of a torrent (and optionally one DHT
@@ -93,11 +95,12 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 		logger.Error("cannot load configuration", "err", err)
 		return 1
 	}
-	hashes, info, _, err := torrentArg(o.torrent, o.magnet)
+	t, m, err := torrentArg(o.torrent, o.magnet)
 	if err != nil {
 		logger.Error("cannot load the torrent", "err", err)
 		return 1
 	}
+	info, hashes := trackerInfo(t, m), m.Hashes()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	enc := json.NewEncoder(stdout)

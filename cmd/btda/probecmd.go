@@ -114,15 +114,12 @@ func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slo
 		logger.Error("bad peer address", "err", err)
 		return 2
 	}
-	_, _, m, err := torrentArg(o.torrent, o.magnet)
+	t, m, err := torrentArg(o.torrent, o.magnet)
 	if err != nil {
 		logger.Error("cannot load the torrent", "err", err)
 		return 1
 	}
-	var t *metainfo.Torrent
-	if o.torrent != "" {
-		t, _ = metainfo.Load(o.torrent)
-	} else {
+	if t == nil {
 		t, err = fetchMetadata(ctx, time.Duration(cfg.Probe.ConnectTimeout), m, peers, logger)
 		if err != nil {
 			logger.Error("cannot fetch the magnet's metadata from the given peers", "err", err)

@@ -339,7 +339,7 @@ func (s *services) apply(now time.Time) {
 }
 
 func (s *services) add(e *discovery.Entry, now time.Time) {
-	info := tracker.TorrentInfo{Hash: e.ID, Label: e.ID.String(), Tiers: e.Trackers(), Length: 1}
+	info := tracker.TorrentInfo{Hash: e.ID, Label: e.ID.String(), Tiers: e.Trackers()} // Length 0 until the metadata: the tracker client then announces a non-zero left
 	if e.Torrent != nil {
 		info.Length = e.Torrent.TotalLength
 		threshold := collector.Threshold(s.cfg.Torrents.CompletionThreshold, e.Torrent.Pieces)
