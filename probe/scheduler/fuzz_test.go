@@ -130,12 +130,16 @@ func FuzzOperations(f *testing.F) {
 					j := a % len(running)
 					l := running[j]
 					running = append(running[:j], running[j+1:]...)
+					known := h.s.Stats().Known
 					h.finish(l, outcomes[a%len(outcomes)], pieces(a%120), func(o *probe.Observation) {
 						o.Flags.UploadOnly = a%7 == 0
 						if a%11 == 0 {
 							o.PEX = []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(a)}), 9)}
 						}
 					})
+					if k := h.s.Stats().Known; k != known { // PEX peers are the caller's to add
+						t.Fatalf("a session's end changed the known peers from %d to %d", known, k)
+					}
 				}
 			case 3:
 				h.clk.Advance(time.Duration(a) * 7 * time.Second)

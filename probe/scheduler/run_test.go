@@ -97,9 +97,8 @@ func TestRunBoundsAndOneConnectionPerIP(t *testing.T) {
 		cur.Add(-1)
 		return probe.Observation{Torrent: tg.Torrent, Addr: tg.Addr, Outcome: probe.OutcomeOK}
 	}
-	sightings := make(chan discovery.Sighting)
 	clk := newFakeClock()
-	s, err := New(Config{Probe: probeFn, Clock: clk, MaxInFlight: limit, Sightings: sightings,
+	s, err := New(Config{Probe: probeFn, Clock: clk, MaxInFlight: limit,
 		OnResult: func(Target, probe.Observation) { results <- struct{}{} }})
 	if err != nil {
 		t.Fatal(err)
@@ -111,15 +110,16 @@ func TestRunBoundsAndOneConnectionPerIP(t *testing.T) {
 	}
 	cancel, done := startRun(t, s)
 	defer cancel()
-	for i := range ips {
-		for j := range perIP {
-			sg := discovery.Sighting{Torrent: hash(j % 3), Addr: ap(fmt.Sprintf("10.0.%d.1:%d", i, 1+j/3)), Source: discovery.SourceDHT}
-			if j%2 == 0 {
-				sightings <- sg
-			} else {
-				s.Add(sg)
+	// Two sources add at once, as the daemon's filter stage and the listener would.
+	var adders sync.WaitGroup
+	for half := range 2 {
+		adders.Go(func() {
+			for i := range ips {
+				for j := half; j < perIP; j += 2 {
+					s.Add(discovery.Sighting{Torrent: hash(j % 3), Addr: ap(fmt.Sprintf("10.0.%d.1:%d", i, 1+j/3)), Source: discovery.SourceDHT})
+				}
 			}
-		}
+		})
 	}
 	for range ips * perIP {
 		select {
@@ -129,6 +129,7 @@ func TestRunBoundsAndOneConnectionPerIP(t *testing.T) {
 		}
 		<-results
 	}
+	adders.Wait()
 	// OnResult runs before the slot is freed: wait for the last one.
 	eventually(t, func() bool { return s.Stats().InFlight == 0 })
 	if st := s.Stats(); st.SessionsStarted != ips*perIP || st.WaitingIP != 0 || st.Queued != ips*perIP {
@@ -247,36 +248,4 @@ func TestRunShutdownGrace(t *testing.T) {
 	if err := s.Run(context.Background()); err == nil {
 		t.Error("second Run accepted")
 	}
-}
-
-func TestRunClosedSightings(t *testing.T) {
-	checkGoroutines(t)
-	sightings := make(chan discovery.Sighting, 3)
-	results := make(chan Target, 3)
-	s, err := New(Config{Clock: newFakeClock(), Sightings: sightings,
-		Probe: func(_ context.Context, tg Target) probe.Observation {
-			return probe.Observation{Outcome: probe.OutcomeRefused}
-		},
-		OnResult: func(tg Target, _ probe.Observation) { results <- tg }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddTorrent(hash(0), 10); err != nil {
-		t.Fatal(err)
-	}
-	sightings <- discovery.Sighting{Torrent: hash(0), Addr: ap("127.0.0.1:1"), Source: discovery.SourceTracker}
-	sightings <- discovery.Sighting{Torrent: hash(0), Addr: ap("127.0.0.2:1"), Source: discovery.SourceTracker}
-	close(sightings)
-	cancel, done := startRun(t, s)
-	for range 2 {
-		select {
-		case <-results:
-		case <-time.After(safety):
-			t.Fatal("sightings from the channel were not probed")
-		}
-	}
-	s.Add(discovery.Sighting{Torrent: hash(0), Addr: ap("127.0.0.3:1"), Source: discovery.SourceTracker})
-	<-results // still running after the channel closed
-	cancel()
-	waitRun(t, done)
 }

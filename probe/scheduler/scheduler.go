@@ -5,8 +5,11 @@
 // failed contacts with exponential back-off, stops revisiting peers that are done, and
 // forgets peers nobody has reported or reached for a while.
 //
-// The scheduler never dials itself: the caller supplies a ProbeFunc and receives every
-// Observation through Config.OnResult.
+// Sightings come in only through Add, and observations of sessions it did not start (the
+// listener's) through Observed. The scheduler never dials itself: the caller supplies a
+// ProbeFunc and receives every Observation through Config.OnResult. Nor does it turn an
+// observation's PEX peers into sightings: the caller sends them through Add like every
+// other source's, so that all sightings take one route.
 package scheduler
 
 import (
@@ -110,8 +113,6 @@ type Config struct {
 	// ShutdownGrace is how long in-flight sessions may run on after Run's context ends
 	// before their own context is cancelled.
 	ShutdownGrace time.Duration
-	// Sightings, when set, is read by Run until it is closed.
-	Sightings <-chan discovery.Sighting
 }
 
 // Stats is a snapshot of the scheduler's state and counters, for metrics at scrape time.
@@ -458,7 +459,7 @@ func validSighting(addr netip.AddrPort, src discovery.Source) error {
 
 // Add records a sighting and reports whether it made a new entry (false: a duplicate of a
 // known peer, or a rejected sighting, counted in Stats). An IPv4-mapped IPv6 address is
-// the IPv4 peer; a zone is dropped. sg.At is not used: the scheduler's clock times all.
+// the IPv4 peer; a zone is dropped. The scheduler's own clock times everything.
 func (s *Scheduler) Add(sg discovery.Sighting) bool {
 	s.mu.Lock()
 	isNew := s.add(sg, s.now())
@@ -533,9 +534,9 @@ func (s *Scheduler) alloc(k peerKey, now int64) (uint32, bool) {
 // Observed feeds back an observation of a session the scheduler did not start (the
 // listener's incoming ones). If the peer told its listen port, its entry counts as
 // contacted now (its revisit moves out) or, if unknown, is created with source incoming
-// so that it is visited actively later. Its PEX peers become sightings.
+// so that it is visited actively later. Its PEX peers are the caller's to route (as Add).
 func (s *Scheduler) Observed(obs probe.Observation) {
-	defer s.signal() // after the unlock: PEX sightings may be due now
+	defer s.signal() // after the unlock: the entry's due time may have changed
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -544,7 +545,6 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 		s.st.UnknownTorrent++
 		return
 	}
-	s.addPEX(obs.Torrent, obs.PEX, now)
 	if obs.ListenPort == 0 || !obs.Outcome.Reached() {
 		return
 	}
@@ -579,12 +579,6 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 		s.st.Revived++
 	}
 	s.result(i, obs, now)
-}
-
-func (s *Scheduler) addPEX(torrent metainfo.Hash, pex []netip.AddrPort, now int64) {
-	for _, a := range pex {
-		s.add(discovery.Sighting{Torrent: torrent, Addr: a, Source: discovery.SourcePEX}, now)
-	}
 }
 
 // result reschedules entry i (not queued, not waiting, not in flight) after a contact
@@ -749,7 +743,6 @@ func (s *Scheduler) finish(i uint32, t Target, obs probe.Observation) {
 		s.free = append(s.free, i)
 	} else {
 		s.result(i, obs, now)
-		s.addPEX(t.Torrent, obs.PEX, now) // the target's hash: a failed session may leave obs.Torrent empty
 	}
 	s.mu.Unlock()
 	s.signal()
@@ -784,7 +777,6 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	sessCtx, cancelSess := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSess()
 	timer := s.clock.NewTimer(time.Hour)
-	sightings := s.cfg.Sightings
 	for ctx.Err() == nil {
 		next, ok := s.dispatch(sessCtx)
 		timer.Stop()
@@ -795,29 +787,6 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-s.wake:
 		case <-timer.C():
-		case sg, open := <-sightings:
-			if !open {
-				sightings = nil
-				continue
-			}
-			s.mu.Lock()
-			now := s.now()
-			s.add(sg, now)
-			// Take what else is queued in one go, bounded so dispatch is not starved.
-		drain:
-			for range 1024 {
-				select {
-				case sg, open = <-sightings:
-					if !open {
-						sightings = nil
-						break drain
-					}
-					s.add(sg, now)
-				default:
-					break drain
-				}
-			}
-			s.mu.Unlock()
 		}
 	}
 	timer.Stop()

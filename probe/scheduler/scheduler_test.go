@@ -548,9 +548,9 @@ func TestRemoveTorrent(t *testing.T) {
 	if !h.add(0, "10.0.0.1:1", discovery.SourceDHT) {
 		t.Error("peer of a re-added torrent not new")
 	}
-	h.finish(inflight, probe.OutcomeOK, func(o *probe.Observation) { o.PEX = []netip.AddrPort{ap("10.1.1.1:1")} })
+	h.finish(inflight, probe.OutcomeOK)
 	st = h.s.Stats()
-	if st.Known != 2 || st.InFlight != 0 || st.Received[discovery.SourcePEX] != 0 {
+	if st.Known != 2 || st.InFlight != 0 {
 		t.Fatalf("after the orphan finished: %+v", st)
 	}
 	got := map[netip.AddrPort]bool{}
@@ -576,7 +576,8 @@ func TestObservedIncoming(t *testing.T) {
 		}
 		return o
 	}
-	// Unknown peer with a listen port: a known entry, visited after the revisit delay.
+	// Unknown peer with a listen port: a known entry, visited after the revisit delay. Its
+	// PEX peers are not the scheduler's to add: the daemon routes them through Add.
 	h.s.Observed(in("10.0.0.1:50000", 6881, func(o *probe.Observation) {
 		o.PEX = []netip.AddrPort{ap("10.0.0.7:7"), ap("10.0.0.7:7")}
 	}))
@@ -585,10 +586,10 @@ func TestObservedIncoming(t *testing.T) {
 	// A failed incoming handshake says nothing.
 	h.s.Observed(in("10.0.0.3:50000", 6881, func(o *probe.Observation) { o.Outcome = probe.OutcomeNotBitTorrent }))
 	st := h.s.Stats()
-	if st.Known != 2 || st.New[discovery.SourceIncoming] != 1 || st.New[discovery.SourcePEX] != 1 || st.Received[discovery.SourcePEX] != 2 {
+	if st.Known != 1 || st.New[discovery.SourceIncoming] != 1 || st.New[discovery.SourcePEX] != 0 || st.Received[discovery.SourcePEX] != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	h.stepOne(ap("10.0.0.7:7")) // the PEX peer is new: at once
+	h.stepNone() // the incoming peer was just contacted; no PEX peer was added
 	h.clk.Advance(DefaultRevisitDelay - time.Second)
 	// An existing queued peer seen incoming: its revisit moves out.
 	h.s.Observed(in("10.0.0.1:50001", 6881))
@@ -706,5 +707,33 @@ func TestSelfIsNeverRevisited(t *testing.T) {
 	h.stepNone()
 	if st := h.s.Stats(); st.Done != 1 || st.RetriesScheduled != 0 || st.Queued != 0 {
 		t.Fatalf("stats after self: %+v", st)
+	}
+}
+
+// TestPEXNotAdded: the peers a session learns by PEX reach OnResult with the observation
+// and nothing else; the daemon turns them into sightings and sends them through Add.
+func TestPEXNotAdded(t *testing.T) {
+	var got []netip.AddrPort
+	h := newHarness(t, Config{OnResult: func(_ Target, obs probe.Observation) { got = append(got, obs.PEX...) }})
+	h.add(0, "10.0.0.1:1", discovery.SourceTracker)
+	l := h.stepOne(ap("10.0.0.1:1"))
+	pex := []netip.AddrPort{ap("10.0.0.7:7"), ap("10.0.0.8:8")}
+	h.finish(l, probe.OutcomeOK, pieces(1), func(o *probe.Observation) { o.PEX = pex })
+	if len(got) != 2 || got[0] != pex[0] || got[1] != pex[1] {
+		t.Errorf("OnResult saw PEX %v, want %v", got, pex)
+	}
+	st := h.s.Stats()
+	if st.Known != 1 || st.Queued != 1 || st.Received[discovery.SourcePEX] != 0 || st.New[discovery.SourcePEX] != 0 {
+		t.Errorf("PEX peers added by the scheduler: %+v", st)
+	}
+	h.stepNone()
+	// Routed through Add (the daemon's job), they are sightings like any other.
+	for _, a := range pex {
+		if !h.s.Add(discovery.Sighting{Torrent: hash(0), Addr: a, Source: discovery.SourcePEX}) {
+			t.Errorf("PEX sighting %v not new", a)
+		}
+	}
+	if n := len(h.step()); n != 2 {
+		t.Errorf("launched %d after adding the PEX peers, want 2", n)
 	}
 }
