@@ -97,6 +97,7 @@ func (s *Scheduler) check() error {
 
 // FuzzOperations runs random sequences of sightings, dispatches, session ends, clock
 // steps, incoming observations and torrent changes, and checks the invariants after each.
+// The input is pairs of bytes: an operation (op % 10) and its argument.
 func FuzzOperations(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 0, 3, 4, 1, 5, 2, 0, 6, 1, 2, 7, 8, 9})
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 1, 2, 3, 1, 2})
@@ -116,8 +117,8 @@ func FuzzOperations(f *testing.F) {
 			return 0
 		}
 		outcomes := []probe.Outcome{probe.OutcomeOK, probe.OutcomeRefused, probe.OutcomeLocalError, probe.OutcomeNoProgress}
-		for k, op := range ops {
-			a := arg(k + 1)
+		for k := 0; k < len(ops); k += 2 {
+			op, a := ops[k], arg(k+1)
 			switch op % 10 {
 			case 0: // sighting: a picks the torrent, the IP (few, to collide) and the port
 				h.s.Add(discovery.Sighting{Torrent: hash(a % 5), Addr: netip.AddrPortFrom(
