@@ -82,7 +82,9 @@ type Config struct {
 	Probe ProbeFunc // required
 	// OnResult receives every observation of a session the scheduler started, from that
 	// session's goroutine (so concurrently), before the entry is rescheduled. A slow
-	// OnResult holds the session's slot, which is the intended back-pressure.
+	// OnResult holds the session's slot, which is the intended back-pressure. It is where
+	// the caller turns obs.PEX into sightings for Add, with t.Torrent (a failed session
+	// may leave obs.Torrent empty).
 	OnResult func(t Target, obs probe.Observation)
 	Done     DoneFunc // default DefaultDone
 	Logger   *slog.Logger

@@ -261,7 +261,8 @@ func (s *Scheduler) alloc(k peerKey, now int64) (uint32, bool) {
 // Observed feeds back an observation of a session the scheduler did not start (the
 // listener's incoming ones). If the peer told its listen port, its entry counts as
 // contacted now (its revisit moves out) or, if unknown, is created with source incoming
-// so that it is visited actively later. Its PEX peers are the caller's to route (as Add).
+// so that it is visited actively later. Its PEX peers are not added: the caller
+// routes them through Add.
 func (s *Scheduler) Observed(obs probe.Observation) {
 	defer s.signal() // after the unlock: the entry's due time may have changed
 	s.mu.Lock()
