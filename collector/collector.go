@@ -1,7 +1,7 @@
 // Package collector turns probe Observations into per-peer state, confirmed downloads,
-// speeds and Prometheus metrics. It is the only writer of peer state: one goroutine (Run)
-// commits observations to the bbolt store in batches, and in-memory counters advance only
-// after their batch has been committed.
+// speeds and Prometheus metrics. Its Recorder is the only writer of peer state: one
+// goroutine (Run) commits observations to the bbolt store in batches, and the exported
+// counters advance only after their batch has been committed.
 package collector
 
 import (
@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Config configures a Collector. Zero fields take the defaults in brackets.
+// Config configures a Recorder. Zero fields take the defaults in brackets.
 type Config struct {
 	StorePath    string        // bbolt file (required)
 	StoreOptions store.Options // lock timeout, fault injection
@@ -81,9 +81,9 @@ func (c *Config) defaults() error {
 // ErrStopped is returned by Record once Run has begun shutting down.
 var ErrStopped = errors.New("collector: stopped")
 
-// Collector records observations. Create it with New, start Run, call Record from any
+// Recorder records observations. Create it with New, start Run, call Record from any
 // goroutine, and Close it after Run has returned.
-type Collector struct {
+type Recorder struct {
 	cfg   Config
 	log   *slog.Logger
 	store *store.Store
@@ -99,14 +99,10 @@ type Collector struct {
 
 	torrentsMu sync.RWMutex
 	torrents   map[metainfo.Hash]int64 // watched torrents and their piece lengths
-
-	aggMu sync.Mutex
-	agg   *store.Aggregates // committed aggregates, loaded at start
-	size  atomic.Int64      // store size after the last commit
 }
 
 // New opens the store, loads its aggregates and registers the metrics on reg.
-func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Collector, error) {
+func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Recorder, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -120,66 +116,59 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Collector, e
 		_ = st.Close()
 		return nil, fmt.Errorf("store %s: loading aggregates: %w", cfg.StorePath, err)
 	}
-	c := &Collector{cfg: cfg, log: log, store: st, thr: newThreshold(cfg.Threshold),
+	c := &Recorder{cfg: cfg, log: log, store: st, thr: newThreshold(cfg.Threshold),
 		in: make(chan probe.Observation, cfg.Queue), stopping: make(chan struct{}),
-		torrents: map[metainfo.Hash]int64{}, agg: agg}
-	c.size.Store(st.Size())
-	c.m = newMetrics(c)
+		torrents: map[metainfo.Hash]int64{}}
+	c.m = newMetrics(c, agg, st.Size())
 	if err := c.m.register(reg); err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	city, asn := cfg.Geo.Loaded()
-	if !city {
+	if city, _ := cfg.Geo.Loaded(); !city {
 		log.Info("no GeoIP city database: every country is ZZ")
 	}
-	c.m.geoLoaded.WithLabelValues("city").Set(b2f(city))
-	c.m.geoLoaded.WithLabelValues("asn").Set(b2f(asn))
 	return c, nil
 }
 
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// Store returns the underlying store, for read-only reports (View). Do not write to it.
-func (c *Collector) Store() *store.Store { return c.store }
-
 // Aggregates returns a copy of the committed aggregates.
-func (c *Collector) Aggregates() *store.Aggregates {
-	a := store.NewAggregates()
-	c.aggMu.Lock()
-	a.Add(c.agg)
-	c.aggMu.Unlock()
-	return a
-}
+func (c *Recorder) Aggregates() *store.Aggregates { return c.m.view.copy() }
 
 // AddTorrent declares a watched torrent and its piece length (bytes), which speeds need.
 // Its per-torrent series are exported at zero from then on.
-func (c *Collector) AddTorrent(h metainfo.Hash, pieceLength int64) {
+func (c *Recorder) AddTorrent(h metainfo.Hash, pieceLength int64) {
 	c.torrentsMu.Lock()
 	c.torrents[h] = pieceLength
 	c.torrentsMu.Unlock()
 }
 
-func (c *Collector) pieceLength(h metainfo.Hash) int64 {
+func (c *Recorder) pieceLength(h metainfo.Hash) int64 {
 	c.torrentsMu.RLock()
 	defer c.torrentsMu.RUnlock()
 	return c.torrents[h]
 }
 
-// Record counts the probe session's metrics at once and queues the observation for the
-// writer. It blocks while the queue is full, until ctx is done or the collector stops.
-func (c *Collector) Record(ctx context.Context, o probe.Observation) error {
+// watched returns the watched torrents, for their series at zero.
+func (c *Recorder) watched() []metainfo.Hash {
+	c.torrentsMu.RLock()
+	defer c.torrentsMu.RUnlock()
+	out := make([]metainfo.Hash, 0, len(c.torrents))
+	for h := range c.torrents {
+		out = append(out, h)
+	}
+	return out
+}
+
+// pending is the number of observations queued or batched, not yet committed.
+func (c *Recorder) pending() int { return len(c.in) + int(c.batchLen.Load()) }
+
+// Record queues the observation for the writer. It blocks while the queue is full, until
+// ctx is done or the recorder stops.
+func (c *Recorder) Record(ctx context.Context, o probe.Observation) error {
 	c.sendMu.RLock()
 	defer c.sendMu.RUnlock()
 	if c.closed {
 		return ErrStopped
 	}
-	c.m.observeSession(&o)
 	// The writer needs neither the bit set nor the PEX list; drop them to keep the queue small.
 	o.Bitfield, o.PEX, o.Err = nil, nil, nil
 	select {
@@ -194,7 +183,7 @@ func (c *Collector) Record(ctx context.Context, o probe.Observation) error {
 
 // Run commits queued observations until ctx is done, then commits everything still queued
 // and returns. Call it once.
-func (c *Collector) Run(ctx context.Context) error {
+func (c *Recorder) Run(ctx context.Context) error {
 	batch := make([]probe.Observation, 0, c.cfg.BatchSize)
 	tick := time.NewTicker(c.cfg.BatchWait)
 	defer tick.Stop()
@@ -240,13 +229,13 @@ func (c *Collector) Run(ctx context.Context) error {
 }
 
 // Close closes the store. Call it after Run has returned.
-func (c *Collector) Close() error { return c.store.Close() }
+func (c *Recorder) Close() error { return c.store.Close() }
 
 // flush commits one batch, retrying a failed commit a few times. A failed commit changes
 // nothing (bbolt rolls it back, and in-memory counters only move after success), so a retry
 // can never count anything twice. After the last retry the batch is dropped and logged:
 // probing goes on, and those peers are simply seen again at their next observation.
-func (c *Collector) flush(batch []probe.Observation) {
+func (c *Recorder) flush(batch []probe.Observation) {
 	wait := c.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
@@ -291,11 +280,8 @@ func failureReason(err error) string {
 }
 
 // committed publishes a committed batch: aggregates, then event metrics.
-func (c *Collector) committed(r *batchResult) {
-	c.aggMu.Lock()
-	c.agg.Add(r.delta)
-	c.aggMu.Unlock()
-	c.size.Store(c.store.Size())
+func (c *Recorder) committed(r *batchResult) {
+	c.m.view.add(r.delta, c.store.Size())
 	for s, n := range r.observed {
 		if n > 0 {
 			c.m.observed.WithLabelValues(sourceLabel(s)).Add(n)

@@ -40,7 +40,7 @@ const (
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // newCollector opens a collector on path with a fresh registry.
-func newCollector(t testing.TB, path string, cfg Config) (*Collector, *prometheus.Registry) {
+func newCollector(t testing.TB, path string, cfg Config) (*Recorder, *prometheus.Registry) {
 	t.Helper()
 	cfg.StorePath = path
 	if cfg.RetryBackoff == 0 {
@@ -243,7 +243,7 @@ func TestConfirmedDownloadRule(t *testing.T) {
 	}
 }
 
-func peerRecord(t *testing.T, c *Collector, o probe.Observation) store.Peer {
+func peerRecord(t *testing.T, c *Recorder, o probe.Observation) store.Peer {
 	t.Helper()
 	var p store.Peer
 	err := c.store.View(func(tx *store.Tx) error {
@@ -323,7 +323,7 @@ func TestRestart(t *testing.T) {
 }
 
 // scrape renders the store-backed metrics.
-func scrape(t *testing.T, c *Collector) string {
+func scrape(t *testing.T, c *Recorder) string {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c.m)
@@ -427,8 +427,8 @@ func TestRunFlushesOnShutdown(t *testing.T) {
 	if n := c.Aggregates().Torrents[torrent].Confirmed; n != peers {
 		t.Fatalf("confirmed %d, want %d", n, peers)
 	}
-	if n := testutil.ToFloat64(c.m.sessions.WithLabelValues("outgoing", "ok")); n != peers {
-		t.Fatalf("sessions = %v", n)
+	if n := testutil.ToFloat64(c.m.observed.WithLabelValues("tracker")); n != peers {
+		t.Fatalf("observations committed = %v, want %d", n, peers)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)

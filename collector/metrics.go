@@ -6,24 +6,25 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/btda/btda/collector/geo"
 	"github.com/btda/btda/collector/store"
 	"github.com/btda/btda/discovery"
 	"github.com/btda/btda/discovery/metainfo"
-	"github.com/btda/btda/probe"
+	"github.com/btda/btda/internal/metricdef"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // otherNetwork is the label the networks beyond the top N are folded into.
 const otherNetwork = "other"
 
+// metrics are the recorder's Prometheus series: events counted as batches commit, and the
+// committed aggregates (its view) read at scrape time.
 type metrics struct {
-	c *Collector
+	c    *Recorder
+	view *committedView
 
-	sessions       *prometheus.CounterVec
-	duration       *prometheus.HistogramVec
-	maxGap         prometheus.Histogram
 	observed       *prometheus.CounterVec
 	firstSeen      *prometheus.CounterVec
 	speed          *prometheus.HistogramVec
@@ -34,83 +35,85 @@ type metrics struct {
 	duplicates     prometheus.Counter
 	recordErrors   prometheus.Counter
 	pending        prometheus.GaugeFunc
-	geoLoaded      *prometheus.GaugeVec
+}
 
-	// State read from the committed aggregates at scrape time.
-	confirmedDesc, seedsDesc, partialDesc, peersDesc  *prometheus.Desc
-	bytesDesc, secondsDesc, netConfDesc, netPeersDesc *prometheus.Desc
-	sizeDesc, knownDesc                               *prometheus.Desc
-
-	// Sorted confirmed-download keys and their infohash labels, guarded by c.aggMu.
+// committedView is what the store holds in total, published after each commit: the
+// aggregates, the store's size, and the sorted confirmed-download keys cached for scrapes.
+// It has its own lock, so scrapes and commits only ever meet here.
+type committedView struct {
+	mu   sync.Mutex
+	agg  *store.Aggregates
+	size int64
+	// Sorted confirmed-download keys and their infohash labels (see confirmedKeys).
 	confKeys []store.ConfirmedKey
 	confHex  []string
 }
 
-func histogram(name, help string, buckets []float64) prometheus.HistogramOpts {
-	return prometheus.HistogramOpts{Namespace: "btda", Name: name, Help: help, Buckets: buckets,
-		NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: 160}
+func (v *committedView) add(delta *store.Aggregates, size int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.agg.Add(delta)
+	v.size = size
 }
 
-func newMetrics(c *Collector) *metrics {
-	secs := prometheus.ExponentialBuckets(0.05, 2, 12) // 50 ms … 102 s
-	m := &metrics{c: c,
-		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "btda", Subsystem: "probe",
-			Name: "sessions_total", Help: "Probe sessions recorded, by direction and outcome."}, []string{"direction", "outcome"}),
-		duration: prometheus.NewHistogramVec(histogram("probe_duration_seconds",
-			"Length of probe sessions.", secs), []string{"direction"}),
-		maxGap: prometheus.NewHistogram(histogram("probe_max_message_gap_seconds",
-			"Largest gap between two messages within a probe session.", secs)),
-		observed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "btda", Name: "peers_observed_total",
-			Help: "Observations of reachable peers committed to the store, by the source that led to them."}, []string{"source"}),
-		firstSeen: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "btda", Name: "peers_first_seen_total",
-			Help: "Peer identities (torrent, IP, listen port) seen for the first time, by source."}, []string{"source"}),
-		speed: prometheus.NewHistogramVec(histogram("peer_download_speed_bytes_per_second",
+func (v *committedView) copy() *store.Aggregates {
+	a := store.NewAggregates()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a.Add(v.agg)
+	return a
+}
+
+// The recorder's subsystems: btda_store_* for the store, btda_* (none) for peers and
+// confirmed downloads.
+const storeSubsystem = "store"
+
+var (
+	confirmedDesc = metricdef.NewDesc("", "confirmed_downloads_total",
+		"Confirmed downloads: peers seen below the completion threshold and later at or above it.",
+		"infohash", "country", "continent")
+	seedsDesc = metricdef.NewDesc("", "peers_seed_first_seen_total",
+		"Peer identities first seen at or above the completion threshold.", "infohash")
+	partialDesc = metricdef.NewDesc("", "partial_seeds_total",
+		"Peer identities that announced upload_only below the completion threshold (BEP 21).", "infohash")
+	peersDesc = metricdef.NewDesc("", "peer_identities_total",
+		"Distinct peer identities (torrent, IP, listen port) stored.", "infohash")
+	bytesDesc = metricdef.NewDesc("", "peer_downloaded_bytes_total",
+		"Bytes peers gained between progress points while downloading, by country.", "country")
+	secondsDesc = metricdef.NewDesc("", "peer_observed_seconds_total",
+		"Seconds between the progress points behind btda_peer_downloaded_bytes_total, by country.", "country")
+	netConfDesc = metricdef.NewDesc("", "network_confirmed_downloads",
+		"Confirmed downloads of the top networks (ASN organisation or registered domain), the rest in \"other\".", "network")
+	netPeersDesc = metricdef.NewDesc("", "network_peers",
+		"Peer identities of the top networks (ASN organisation or registered domain), the rest in \"other\".", "network")
+	sizeDesc  = metricdef.NewDesc(storeSubsystem, "size_bytes", "Size of the store file.")
+	knownDesc = metricdef.NewDesc(storeSubsystem, "known_peers", "Peer identities in the store.")
+)
+
+func newMetrics(c *Recorder, agg *store.Aggregates, size int64) *metrics {
+	m := &metrics{c: c, view: &committedView{agg: agg, size: size},
+		observed: prometheus.NewCounterVec(metricdef.CounterOpts("", "peers_observed_total",
+			"Observations of reachable peers committed to the store, by the source that led to them."), []string{"source"}),
+		firstSeen: prometheus.NewCounterVec(metricdef.CounterOpts("", "peers_first_seen_total",
+			"Peer identities (torrent, IP, listen port) seen for the first time, by source."), []string{"source"}),
+		speed: prometheus.NewHistogramVec(metricdef.HistogramOpts("", "peer_download_speed_bytes_per_second",
 			"Download speed of peers between two progress points at least 1 s apart.",
 			prometheus.ExponentialBuckets(1024, 4, 11)), []string{"continent"}),
-		commitDuration: prometheus.NewHistogram(histogram("store_commit_duration_seconds",
+		commitDuration: prometheus.NewHistogram(metricdef.HistogramOpts(storeSubsystem, "commit_duration_seconds",
 			"Time to commit one batch of observations to the store.", prometheus.ExponentialBuckets(0.001, 2, 14))),
-		commits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "btda", Subsystem: "store",
-			Name: "commits_total", Help: "Store commits that succeeded."}),
-		commitFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "btda", Subsystem: "store",
-			Name: "commit_failures_total", Help: "Store commits that failed, by reason."}, []string{"reason"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "btda", Subsystem: "store",
-			Name: "observations_dropped_total", Help: "Observations dropped after their batch failed every commit attempt."}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "btda", Subsystem: "store",
-			Name: "observations_duplicate_total", Help: "Observations no newer than the stored peer state, ignored."}),
-		recordErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "btda", Subsystem: "store",
-			Name: "record_errors_total", Help: "Stored peer records that could not be decoded; their observations were skipped."}),
-		geoLoaded: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "btda", Subsystem: "geoip",
-			Name: "database_loaded", Help: "Whether the GeoIP database is loaded (1) or not (0)."}, []string{"database"}),
-
-		confirmedDesc: prometheus.NewDesc("btda_confirmed_downloads_total",
-			"Confirmed downloads: peers seen below the completion threshold and later at or above it.",
-			[]string{"infohash", "country", "continent"}, nil),
-		seedsDesc: prometheus.NewDesc("btda_peers_seed_first_seen_total",
-			"Peer identities first seen at or above the completion threshold.", []string{"infohash"}, nil),
-		partialDesc: prometheus.NewDesc("btda_partial_seeds_total",
-			"Peer identities that announced upload_only below the completion threshold (BEP 21).", []string{"infohash"}, nil),
-		peersDesc: prometheus.NewDesc("btda_peer_identities_total",
-			"Distinct peer identities (torrent, IP, listen port) stored.", []string{"infohash"}, nil),
-		bytesDesc: prometheus.NewDesc("btda_peer_downloaded_bytes_total",
-			"Bytes peers gained between progress points while downloading, by country.", []string{"country"}, nil),
-		secondsDesc: prometheus.NewDesc("btda_peer_observed_seconds_total",
-			"Seconds between the progress points behind btda_peer_downloaded_bytes_total, by country.", []string{"country"}, nil),
-		netConfDesc: prometheus.NewDesc("btda_network_confirmed_downloads",
-			"Confirmed downloads of the top networks (ASN organisation or registered domain), the rest in \"other\".", []string{"network"}, nil),
-		netPeersDesc: prometheus.NewDesc("btda_network_peers",
-			"Peer identities of the top networks (ASN organisation or registered domain), the rest in \"other\".", []string{"network"}, nil),
-		sizeDesc:  prometheus.NewDesc("btda_store_size_bytes", "Size of the store file.", nil, nil),
-		knownDesc: prometheus.NewDesc("btda_store_known_peers", "Peer identities in the store.", nil, nil),
+		commits: prometheus.NewCounter(metricdef.CounterOpts(storeSubsystem, "commits_total",
+			"Store commits that succeeded.")),
+		commitFailures: prometheus.NewCounterVec(metricdef.CounterOpts(storeSubsystem, "commit_failures_total",
+			"Store commits that failed, by reason."), []string{"reason"}),
+		dropped: prometheus.NewCounter(metricdef.CounterOpts(storeSubsystem, "observations_dropped_total",
+			"Observations dropped after their batch failed every commit attempt.")),
+		duplicates: prometheus.NewCounter(metricdef.CounterOpts(storeSubsystem, "observations_duplicate_total",
+			"Observations no newer than the stored peer state, ignored.")),
+		recordErrors: prometheus.NewCounter(metricdef.CounterOpts(storeSubsystem, "record_errors_total",
+			"Stored peer records that could not be decoded; their observations were skipped.")),
 	}
-	m.pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "btda", Subsystem: "store",
-		Name: "observations_pending", Help: "Observations queued or batched, not yet committed."},
-		func() float64 { return float64(len(c.in)) + float64(c.batchLen.Load()) })
-	for _, d := range []probe.Direction{probe.Outgoing, probe.Incoming} {
-		for _, o := range probe.Outcomes {
-			m.sessions.WithLabelValues(d.String(), o.String())
-		}
-		m.duration.WithLabelValues(d.String())
-	}
+	m.pending = prometheus.NewGaugeFunc(metricdef.GaugeOpts(storeSubsystem, "observations_pending",
+		"Observations queued or batched, not yet committed."), func() float64 { return float64(c.pending()) })
 	for _, s := range discovery.Sources {
 		m.observed.WithLabelValues(s.String())
 		m.firstSeen.WithLabelValues(s.String())
@@ -125,9 +128,8 @@ func newMetrics(c *Collector) *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.sessions, m.duration, m.maxGap, m.observed, m.firstSeen,
-		m.speed, m.commitDuration, m.commits, m.commitFailures, m.dropped, m.duplicates, m.recordErrors,
-		m.pending, m.geoLoaded, m} {
+	for _, c := range []prometheus.Collector{m.observed, m.firstSeen, m.speed, m.commitDuration, m.commits,
+		m.commitFailures, m.dropped, m.duplicates, m.recordErrors, m.pending, m} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -135,22 +137,10 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	return nil
 }
 
-// observeSession counts a finished probe session.
-func (m *metrics) observeSession(o *probe.Observation) {
-	dir := o.Direction.String()
-	m.sessions.WithLabelValues(dir, o.Outcome.String()).Inc()
-	if o.Direction == probe.Outgoing || o.Direction == probe.Incoming {
-		m.duration.WithLabelValues(dir).Observe(o.Timings.Total.Seconds())
-	}
-	if o.Timings.MaxGap > 0 {
-		m.maxGap.Observe(o.Timings.MaxGap.Seconds())
-	}
-}
-
 // Describe implements prometheus.Collector for the scrape-time state.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.confirmedDesc, m.seedsDesc, m.partialDesc, m.peersDesc,
-		m.bytesDesc, m.secondsDesc, m.netConfDesc, m.netPeersDesc, m.sizeDesc, m.knownDesc} {
+	for _, d := range []*prometheus.Desc{confirmedDesc, seedsDesc, partialDesc, peersDesc,
+		bytesDesc, secondsDesc, netConfDesc, netPeersDesc, sizeDesc, knownDesc} {
 		ch <- d
 	}
 }
@@ -162,17 +152,11 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 // name order), so its sort.Sort finds them already in order: at 50,000 confirmed-download
 // series, map order made that sort ~42 % of a scrape (BENCHMARKS.md, /metrics latency).
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	c := m.c
-	c.torrentsMu.RLock()
-	watched := make([]metainfo.Hash, 0, len(c.torrents))
-	for h := range c.torrents {
-		watched = append(watched, h)
-	}
-	c.torrentsMu.RUnlock()
-
-	c.aggMu.Lock()
-	defer c.aggMu.Unlock()
-	a := c.agg
+	watched := m.c.watched()
+	v := m.view
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a := v.agg
 
 	// Watched torrents without aggregates yet are exported at zero beside the stored ones.
 	hashes := make([]metainfo.Hash, 0, len(a.Torrents)+len(watched))
@@ -191,50 +175,51 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		t := a.Torrents[h] // zero value for a watched torrent not yet stored
 		known += t.Peers
 		ih := h.String()
-		ch <- prometheus.MustNewConstMetric(m.seedsDesc, prometheus.CounterValue, float64(t.Seeds), ih)
-		ch <- prometheus.MustNewConstMetric(m.partialDesc, prometheus.CounterValue, float64(t.PartialSeeds), ih)
-		ch <- prometheus.MustNewConstMetric(m.peersDesc, prometheus.CounterValue, float64(t.Peers), ih)
+		ch <- prometheus.MustNewConstMetric(seedsDesc, prometheus.CounterValue, float64(t.Seeds), ih)
+		ch <- prometheus.MustNewConstMetric(partialDesc, prometheus.CounterValue, float64(t.PartialSeeds), ih)
+		ch <- prometheus.MustNewConstMetric(peersDesc, prometheus.CounterValue, float64(t.Peers), ih)
 	}
 
-	for i, k := range m.confirmedKeys(a.Confirmed) {
-		ch <- prometheus.MustNewConstMetric(m.confirmedDesc, prometheus.CounterValue, float64(a.Confirmed[k]),
-			m.confHex[i], k.Country, k.Continent)
+	for i, k := range v.confirmedKeys() {
+		ch <- prometheus.MustNewConstMetric(confirmedDesc, prometheus.CounterValue, float64(a.Confirmed[k]),
+			v.confHex[i], k.Country, k.Continent)
 	}
 
 	for _, cc := range slices.Sorted(maps.Keys(a.Countries)) {
 		v := a.Countries[cc]
-		ch <- prometheus.MustNewConstMetric(m.bytesDesc, prometheus.CounterValue, float64(v.Bytes), cc)
-		ch <- prometheus.MustNewConstMetric(m.secondsDesc, prometheus.CounterValue, v.Seconds, cc)
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(v.Bytes), cc)
+		ch <- prometheus.MustNewConstMetric(secondsDesc, prometheus.CounterValue, v.Seconds, cc)
 	}
-	n := c.cfg.TopNetworks
+	n := m.c.cfg.TopNetworks
 	conf := topN(a.Networks, n, func(x store.NetworkAgg) int64 { return x.Confirmed })
 	for _, label := range slices.Sorted(maps.Keys(conf)) {
-		ch <- prometheus.MustNewConstMetric(m.netConfDesc, prometheus.GaugeValue, float64(conf[label]), label)
+		ch <- prometheus.MustNewConstMetric(netConfDesc, prometheus.GaugeValue, float64(conf[label]), label)
 	}
 	peers := topN(a.Networks, n, func(x store.NetworkAgg) int64 { return x.Peers })
 	for _, label := range slices.Sorted(maps.Keys(peers)) {
-		ch <- prometheus.MustNewConstMetric(m.netPeersDesc, prometheus.GaugeValue, float64(peers[label]), label)
+		ch <- prometheus.MustNewConstMetric(netPeersDesc, prometheus.GaugeValue, float64(peers[label]), label)
 	}
-	ch <- prometheus.MustNewConstMetric(m.sizeDesc, prometheus.GaugeValue, float64(c.size.Load()))
-	ch <- prometheus.MustNewConstMetric(m.knownDesc, prometheus.GaugeValue, float64(known))
+	ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(v.size))
+	ch <- prometheus.MustNewConstMetric(knownDesc, prometheus.GaugeValue, float64(known))
 }
 
-// confirmedKeys returns the keys of conf in the registry's order (label pairs by name:
-// continent, country, infohash), with m.confHex holding their infohash labels. The sort is
-// cached across scrapes: keys are only ever added to the committed aggregates (Add), so an
-// unchanged count means an unchanged set; a key missing from conf rebuilds it all the same.
-// The caller holds aggMu, which also guards the cache.
-func (m *metrics) confirmedKeys(conf map[store.ConfirmedKey]uint64) []store.ConfirmedKey {
-	if len(m.confKeys) == len(conf) {
+// confirmedKeys returns the keys of the confirmed downloads in the registry's order (label
+// pairs by name: continent, country, infohash), with v.confHex holding their infohash
+// labels. The sort is cached across scrapes: keys are only ever added to the committed
+// aggregates (Add), so an unchanged count means an unchanged set; a key missing from the
+// aggregates rebuilds it all the same. The caller holds v.mu.
+func (v *committedView) confirmedKeys() []store.ConfirmedKey {
+	conf := v.agg.Confirmed
+	if len(v.confKeys) == len(conf) {
 		valid := true
-		for _, k := range m.confKeys {
+		for _, k := range v.confKeys {
 			if _, ok := conf[k]; !ok {
 				valid = false
 				break
 			}
 		}
 		if valid {
-			return m.confKeys
+			return v.confKeys
 		}
 	}
 	keys := make([]store.ConfirmedKey, 0, len(conf))
@@ -255,7 +240,7 @@ func (m *metrics) confirmedKeys(conf map[store.ConfirmedKey]uint64) []store.Conf
 	for i, k := range keys {
 		hex[i] = k.Torrent.String()
 	}
-	m.confKeys, m.confHex = keys, hex
+	v.confKeys, v.confHex = keys, hex
 	return keys
 }
 

@@ -16,7 +16,7 @@ import (
 
 // collectLabels runs the scrape-time collector once and returns, per metric name, each
 // series' label values in label name order (the order the registry sorts by).
-func collectLabels(t *testing.T, c *Collector) map[string][]string {
+func collectLabels(t *testing.T, c *Recorder) map[string][]string {
 	t.Helper()
 	ch := make(chan prometheus.Metric, 1)
 	go func() {
@@ -58,9 +58,7 @@ func TestCollectEmitsSorted(t *testing.T) {
 			d.Countries[cc] = store.CountryAgg{Bytes: uint64(i)}
 			d.Networks[fmt.Sprintf("net%d", (i*13+seed)%50)] = store.NetworkAgg{Confirmed: int64(i), Peers: int64(i)}
 		}
-		c.aggMu.Lock()
-		c.agg.Add(d)
-		c.aggMu.Unlock()
+		c.m.view.add(d, 0)
 	}
 	check := func(wantConfirmed int) {
 		t.Helper()
@@ -78,8 +76,6 @@ func TestCollectEmitsSorted(t *testing.T) {
 	check(500)
 	check(500) // from the cache
 	add(2, 300)
-	c.aggMu.Lock()
-	want := len(c.agg.Confirmed)
-	c.aggMu.Unlock()
+	want := len(c.Aggregates().Confirmed)
 	check(want)
 }

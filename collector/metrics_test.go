@@ -58,14 +58,9 @@ func testGeo(t testing.TB) *geo.DB {
 }
 
 // feed records sessions the way Record does, committing them at once.
-func feed(c *Collector, obs ...probe.Observation) {
-	for i := range obs {
-		c.m.observeSession(&obs[i])
-	}
-	c.flush(obs)
-}
+func feed(c *Recorder, obs ...probe.Observation) { c.flush(obs) }
 
-func goldenScenario(t *testing.T) (*Collector, *prometheus.Registry) {
+func goldenScenario(t *testing.T) (*Recorder, *prometheus.Registry) {
 	c, reg := newCollector(t, filepath.Join(t.TempDir(), "s.db"), Config{Geo: testGeo(t), TopNetworks: 1})
 	t.Cleanup(func() { _ = c.Close() })
 	feed(c,

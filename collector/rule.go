@@ -59,7 +59,7 @@ func sourceIndex(s discovery.Source) int {
 }
 
 // apply runs the rule over a batch inside one write transaction.
-func (c *Collector) apply(tx *store.Tx, batch []probe.Observation) (*batchResult, error) {
+func (c *Recorder) apply(tx *store.Tx, batch []probe.Observation) (*batchResult, error) {
 	r := &batchResult{delta: store.NewAggregates()}
 	for i := range batch {
 		// A write error fails the whole batch: bbolt rolls it back, so aggregates never count
@@ -93,7 +93,7 @@ func peerPort(o *probe.Observation) uint16 {
 // without progress (Known false) only add a contact. An observation no newer than what the
 // record already holds (its last progress point, or its last contact for sessions without
 // progress) is a duplicate, e.g. a replay after a crash, and changes nothing.
-func (c *Collector) observe(tx *store.Tx, o *probe.Observation, r *batchResult) error {
+func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) error {
 	if !o.Outcome.Reached() || !o.Addr.IsValid() || o.Torrent.IsZero() {
 		return nil
 	}
@@ -153,7 +153,7 @@ func (c *Collector) observe(tx *store.Tx, o *probe.Observation, r *batchResult) 
 	return nil
 }
 
-func (c *Collector) newPeer(o *probe.Observation, addr netip.Addr) store.Peer {
+func (c *Recorder) newPeer(o *probe.Observation, addr netip.Addr) store.Peer {
 	info := c.cfg.Geo.Lookup(addr)
 	p := store.Peer{
 		FirstSeen: o.Start.UTC(), Country: info.Country, Continent: info.Continent, City: info.City,
@@ -184,7 +184,7 @@ func addNetwork(d *store.Aggregates, label string, peers, confirmed int64) {
 // enrichLater fills in the registered domain once reverse DNS has answered (never waiting for
 // it). A peer without an ASN then moves from the "unknown" network to its domain, so the
 // network tables use the ASN organisation when there is one and the domain otherwise.
-func (c *Collector) enrichLater(rec *store.Peer, addr netip.Addr, d *store.Aggregates) {
+func (c *Recorder) enrichLater(rec *store.Peer, addr netip.Addr, d *store.Aggregates) {
 	if c.cfg.RDNS == nil || rec.Has(store.FlagRDNSDone) {
 		return
 	}
@@ -222,7 +222,7 @@ func (c *Collector) enrichLater(rec *store.Peer, addr netip.Addr, d *store.Aggre
 //     negative speed.
 //   - Whether the crossing is counted as a confirmed download also depends on the other
 //     identities at the same IP (see claimCrossing).
-func (c *Collector) progress(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *probe.Observation,
+func (c *Recorder) progress(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *probe.Observation,
 	addr netip.Addr, port uint16, r *batchResult) error {
 	n := o.NumPieces
 	if n <= 0 {
@@ -290,7 +290,7 @@ func (c *Collector) progress(tx *store.Tx, key store.PeerKey, rec *store.Peer, o
 }
 
 // speed accounts for the interval prev → pt.
-func (c *Collector) speed(rec *store.Peer, prev, pt store.Point, n int, pl int64, r *batchResult) {
+func (c *Recorder) speed(rec *store.Peer, prev, pt store.Point, n int, pl int64, r *batchResult) {
 	if pt.Pieces < prev.Pieces {
 		rec.Flags |= store.FlagRegressed
 		return
@@ -317,7 +317,7 @@ func (c *Collector) speed(rec *store.Peer, prev, pt store.Point, n int, pl int64
 
 // cross records the crossing and, if claimCrossing allows, counts the confirmed download,
 // logging it in the same transaction.
-func (c *Collector) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *probe.Observation,
+func (c *Recorder) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *probe.Observation,
 	addr netip.Addr, port uint16, prev, pt store.Point, pl int64, r *batchResult) error {
 	rec.Flags |= store.FlagConfirmed
 	rec.CrossedAt = pt.At
@@ -359,7 +359,7 @@ func (c *Collector) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *p
 // So with one client per IP the count is one whichever identity crosses first, and with k
 // clients behind a NAT it is k. The crossing itself is always recorded on the peer record
 // (FlagConfirmed without FlagCounted when it was merged).
-func (c *Collector) claimCrossing(tx *store.Tx, t metainfo.Hash, addr netip.Addr, port uint16) (bool, error) {
+func (c *Recorder) claimCrossing(tx *store.Tx, t metainfo.Hash, addr netip.Addr, port uint16) (bool, error) {
 	hk := c.store.HostKey(t, addr)
 	h, err := tx.Host(hk)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/btda/btda/discovery/metainfo"
 )
@@ -83,7 +82,51 @@ type Entry struct {
 	// Origin says where it was loaded from: a file path, "magnets.txt:12", or
 	// "argument 3".
 	Origin string
-	State  State
+}
+
+// NewFileEntry is the entry of a torrent given as a .torrent file; NewMagnetEntry that of a
+// magnet whose metadata is not known yet. The registry makes its entries with these, and
+// one-shot commands use them to get the same views (TrackerInfo) of a single torrent.
+func NewFileEntry(origin string, t *metainfo.Torrent) *Entry {
+	return &Entry{ID: t.Hash(), Torrent: t, Origin: origin}
+}
+
+// NewMagnetEntry: see NewFileEntry.
+func NewMagnetEntry(origin string, m *metainfo.Magnet) *Entry {
+	return &Entry{ID: m.Hash(), Magnet: m, Origin: origin}
+}
+
+// Pending reports whether the torrent still waits for its metadata (a magnet). The
+// metainfo being known is the one representation of a torrent's state.
+func (e *Entry) Pending() bool { return e.Torrent == nil }
+
+// State is the entry's state: pending_metadata until its metainfo is known.
+func (e *Entry) State() State {
+	if e.Pending() {
+		return StatePendingMetadata
+	}
+	return StateActive
+}
+
+// TorrentInfo is what a discovery source needs to know to announce a watched torrent.
+type TorrentInfo struct {
+	Hash   metainfo.Hash // wire info hash
+	Label  string        // the `infohash` metric label value: Hash in hex
+	Length int64         // total length in bytes, sent as `left`; <= 0 (size unknown) sends a non-zero left
+	Tiers  [][]string    // announce-list tiers (BEP 12); a single `announce` is one tier of one URL
+}
+
+// TrackerInfo is the tracker view of the torrent: its ID, the size once known (a magnet's
+// xl before the metadata), and its announce tiers.
+func (e *Entry) TrackerInfo() TorrentInfo {
+	info := TorrentInfo{Hash: e.ID, Label: e.ID.String(), Tiers: e.Trackers()}
+	switch {
+	case e.Torrent != nil:
+		info.Length = e.Torrent.TotalLength
+	case e.Magnet != nil:
+		info.Length = e.Magnet.Length
+	}
+	return info
 }
 
 // Hashes returns every wire hash of the torrent (both for a hybrid).
@@ -142,13 +185,13 @@ func (e *Entry) Trackers() [][]string {
 // MagnetSightings turns the magnet's x.pe peers given as IP literals into sightings of
 // source magnet, keyed by the entry's ID. Peers given by host name (Magnet.PeerHosts) are
 // left to the caller to resolve.
-func (e *Entry) MagnetSightings(at time.Time) []Sighting {
+func (e *Entry) MagnetSightings() []Sighting {
 	if e.Magnet == nil || len(e.Magnet.Peers) == 0 {
 		return nil
 	}
 	out := make([]Sighting, 0, len(e.Magnet.Peers))
 	for _, p := range e.Magnet.Peers {
-		out = append(out, Sighting{Torrent: e.ID, Addr: p, Source: SourceMagnet, At: at})
+		out = append(out, Sighting{Torrent: e.ID, Addr: p, Source: SourceMagnet})
 	}
 	return out
 }
@@ -238,7 +281,7 @@ func newSnapshot(byHash map[metainfo.Hash]*Entry, entries []*Entry) *snapshot {
 		c.ByKind[k] = 0
 	}
 	for _, e := range entries {
-		c.ByState[e.State]++
+		c.ByState[e.State()]++
 		c.ByKind[e.Kind()]++
 	}
 	return &snapshot{byHash: byHash, entries: entries, counts: c}
@@ -287,14 +330,14 @@ func (r *Registry) SetMetadata(h metainfo.Hash, info []byte) (*Entry, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %s", ErrUnknownTorrent, h)
 	}
-	if e.State == StateActive {
+	if !e.Pending() {
 		return e, nil
 	}
 	t, err := metainfo.FromInfo(info, e.Magnet)
 	if err != nil {
 		return nil, fmt.Errorf("registry: %s: %w", e.Label(), err)
 	}
-	ne := &Entry{ID: e.ID, Torrent: t, Magnet: e.Magnet, Origin: e.Origin, State: StateActive}
+	ne := &Entry{ID: e.ID, Torrent: t, Magnet: e.Magnet, Origin: e.Origin}
 
 	byHash := make(map[metainfo.Hash]*Entry, len(old.byHash)+1)
 	for k, v := range old.byHash {
@@ -378,7 +421,7 @@ func (b *builder) addFile(origin string, t *metainfo.Torrent) {
 		b.r.log.Warn("same torrent listed twice; keeping the first", "infohash", t.Label(), "origin", origin, "first", other.Origin)
 		return
 	}
-	b.add(&Entry{ID: t.Hash(), Torrent: t, Origin: origin, State: StateActive})
+	b.add(NewFileEntry(origin, t))
 }
 
 // addMagnet adds a magnet. Files are added first, so a magnet for a torrent given as a
@@ -398,12 +441,12 @@ func (b *builder) addMagnet(origin string, m *metainfo.Magnet) {
 		b.r.log.Warn("same torrent listed twice; keeping the first", "infohash", m.Label(), "origin", origin, "first", other.Origin)
 		return
 	}
-	e := &Entry{ID: m.Hash(), Magnet: m, Origin: origin, State: StatePendingMetadata}
+	e := NewMagnetEntry(origin, m)
 	for _, h := range m.Hashes() {
 		// Metadata learned earlier, when it matches every hash this magnet names in full
 		// (the index is by the 20-byte wire hash only).
 		if t, ok := b.r.metadata[h]; ok && matches(m, t) {
-			e.Torrent, e.State = t, StateActive
+			e.Torrent = t
 			break
 		}
 	}
@@ -516,7 +559,7 @@ func (r *Registry) diff(old *snapshot, b *builder) Diff {
 		}
 		matched[prev] = true
 		e.ID = prev.ID
-		if prev.State != e.State || !equalTiers(prev.Trackers(), e.Trackers()) {
+		if prev.Pending() != e.Pending() || !equalTiers(prev.Trackers(), e.Trackers()) {
 			d.Changed = append(d.Changed, e)
 		}
 	}

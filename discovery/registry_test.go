@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/btda/btda/discovery/metainfo"
 )
@@ -147,28 +146,27 @@ func TestRegistryLoad(t *testing.T) {
 	hybrid := loadCorpus(t, "libtorrent/v2_hybrid.torrent")
 	e1, ok1 := r.Lookup(hybrid.InfoHashV1)
 	e2, ok2 := r.Lookup(hybrid.InfoHashV2.Truncate())
-	if !ok1 || !ok2 || e1 != e2 || e1.Kind() != KindHybrid || e1.State != StateActive || e1.ID != hybrid.InfoHashV1 {
+	if !ok1 || !ok2 || e1 != e2 || e1.Kind() != KindHybrid || e1.State() != StateActive || e1.ID != hybrid.InfoHashV1 {
 		t.Fatalf("hybrid lookup: %v %v %p %p", ok1, ok2, e1, e2)
 	}
 	// The debian file superseded its magnet, and keeps the magnet for its peers.
 	deb, ok := r.Lookup(debian.InfoHashV1)
-	if !ok || deb.Torrent == nil || deb.Magnet == nil || deb.Origin != debPath || deb.State != StateActive {
+	if !ok || deb.Torrent == nil || deb.Magnet == nil || deb.Origin != debPath || deb.State() != StateActive {
 		t.Fatalf("debian entry %+v", deb)
 	}
 	pending, ok := r.Lookup(mustHash(t, strings.Repeat("ab", 20)))
-	if !ok || pending.State != StatePendingMetadata || pending.Kind() != KindMagnet || pending.Name() != "pending" ||
+	if !ok || pending.State() != StatePendingMetadata || pending.Kind() != KindMagnet || pending.Name() != "pending" ||
 		pending.Origin != magnets+":2" || len(pending.Magnet.Peers) != 1 {
 		t.Fatalf("pending entry %+v", pending)
 	}
 	if tr := pending.Trackers(); len(tr) != 1 || tr[0][0] != "udp://127.0.0.1:6969" {
 		t.Errorf("magnet trackers %q", tr)
 	}
-	at := time.Unix(1700000000, 0)
-	sg := pending.MagnetSightings(at)
-	if len(sg) != 1 || sg[0].Torrent != pending.ID || sg[0].Addr.String() != "127.0.0.1:6881" || sg[0].Source != SourceMagnet || !sg[0].At.Equal(at) {
+	sg := pending.MagnetSightings()
+	if len(sg) != 1 || sg[0].Torrent != pending.ID || sg[0].Addr.String() != "127.0.0.1:6881" || sg[0].Source != SourceMagnet {
 		t.Errorf("magnet sightings %+v", sg)
 	}
-	if e1.MagnetSightings(at) != nil {
+	if e1.MagnetSightings() != nil {
 		t.Error("sightings from an entry without magnet peers")
 	}
 
@@ -227,7 +225,7 @@ func TestRegistryDuplicates(t *testing.T) {
 		t.Errorf("duplicates %q", rep.Duplicates)
 	}
 	e, _ := r.Lookup(sintel.InfoHashV1)
-	if e.Origin != a || e.State != StateActive || e.Magnet == nil {
+	if e.Origin != a || e.State() != StateActive || e.Magnet == nil {
 		t.Errorf("sintel entry %+v", e)
 	}
 	h, _ := r.Lookup(hybrid.InfoHashV1)
@@ -284,7 +282,7 @@ func TestRegistryReloadDiff(t *testing.T) {
 	if got := labels(d.Removed); !strings.Contains(got, sintel.Label()) || !strings.Contains(got, strings.Repeat("12", 20)) || len(d.Removed) != 2 {
 		t.Errorf("removed %s", got)
 	}
-	if len(d.Changed) != 1 || d.Changed[0].Label() != arch.Label() || d.Changed[0].State != StateActive || d.Changed[0].Origin != archPath {
+	if len(d.Changed) != 1 || d.Changed[0].Label() != arch.Label() || d.Changed[0].State() != StateActive || d.Changed[0].Origin != archPath {
 		t.Errorf("changed %+v", d.Changed)
 	}
 	if d.Changed[0].ID != archBefore.ID || len(rep.Duplicates) != 1 {
@@ -321,7 +319,7 @@ func TestRegistrySetMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.State != StateActive || e.Kind() != KindHybrid || e.Torrent.Pieces != hybrid.Pieces || e.ID != before.ID || before.State != StatePendingMetadata {
+	if e.State() != StateActive || e.Kind() != KindHybrid || e.Torrent.Pieces != hybrid.Pieces || e.ID != before.ID || before.State() != StatePendingMetadata {
 		t.Fatalf("entry after metadata %+v (before %+v)", e, before)
 	}
 	if byV2, ok := r.Lookup(hybrid.InfoHashV2.Truncate()); !ok || byV2 != e {
@@ -342,7 +340,7 @@ func TestRegistrySetMetadata(t *testing.T) {
 	if len(d.Added)+len(d.Removed)+len(d.Changed) != 0 {
 		t.Errorf("reload diff %+v", d)
 	}
-	if e, _ := r.Lookup(hybrid.InfoHashV2.Truncate()); e == nil || e.State != StateActive {
+	if e, _ := r.Lookup(hybrid.InfoHashV2.Truncate()); e == nil || e.State() != StateActive {
 		t.Error("metadata lost on reload")
 	}
 	// The same hybrid named by its btmh now: the learned metadata applies. A btmh that
@@ -351,7 +349,7 @@ func TestRegistrySetMetadata(t *testing.T) {
 	if _, _, err := r.Reload(ctx, WatchSources{Args: []string{byV2}}); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := r.Lookup(hybrid.InfoHashV1); e == nil || e.State != StateActive || e.Kind() != KindHybrid {
+	if e, _ := r.Lookup(hybrid.InfoHashV1); e == nil || e.State() != StateActive || e.Kind() != KindHybrid {
 		t.Errorf("btmh magnet did not get the learned metadata: %+v", e)
 	}
 	forged := hybrid.InfoHashV2
@@ -359,7 +357,7 @@ func TestRegistrySetMetadata(t *testing.T) {
 	if _, _, err := r.Reload(ctx, WatchSources{Args: []string{(&metainfo.Magnet{InfoHashV2: forged}).String()}}); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := r.Lookup(hybrid.InfoHashV2.Truncate()); e == nil || e.State != StatePendingMetadata {
+	if e, _ := r.Lookup(hybrid.InfoHashV2.Truncate()); e == nil || e.State() != StatePendingMetadata {
 		t.Errorf("metadata applied to a different full v2 hash: %+v", e)
 	}
 	if _, _, err := r.Reload(ctx, WatchSources{Args: args}); err != nil {
@@ -372,7 +370,7 @@ func TestRegistrySetMetadata(t *testing.T) {
 	if _, _, err := r.Reload(ctx, WatchSources{Args: args}); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := r.Lookup(hybrid.InfoHashV1); e == nil || e.State != StatePendingMetadata {
+	if e, _ := r.Lookup(hybrid.InfoHashV1); e == nil || e.State() != StatePendingMetadata {
 		t.Errorf("re-added magnet kept stale metadata: %+v", e)
 	}
 }
@@ -464,7 +462,7 @@ func TestRegistryConcurrent(t *testing.T) {
 			defer wg.Done()
 			for range 2000 {
 				if e, ok := r.Lookup(hybrid.InfoHashV1); ok {
-					_ = e.Kind().String() + e.State.String() + e.Label()
+					_ = e.Kind().String() + e.State().String() + e.Label()
 				}
 				_ = r.Counts()
 				_ = r.Entries()

@@ -5,7 +5,6 @@ package discovery
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/btda/btda/discovery/metainfo"
 )
@@ -41,11 +40,12 @@ func (s Source) String() string {
 	return "unknown"
 }
 
-// Sighting is one peer address learned by one source for one torrent. Every source sends
-// its sightings into the one channel the scheduler reads.
+// Sighting is one peer address learned by one source for one torrent. Trackers and the DHT
+// send theirs into one channel; the daemon reads it and passes every sighting (those, PEX
+// peers from probe sessions and a magnet's x.pe peers alike) through one filter stage (ID
+// rewrite, shard, pending-magnet split) to the scheduler. The scheduler's clock times it.
 type Sighting struct {
 	Torrent metainfo.Hash // the torrent's wire hash (v1, or truncated v2)
 	Addr    netip.AddrPort
 	Source  Source
-	At      time.Time
 }

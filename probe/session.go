@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -99,6 +100,7 @@ type Prober struct {
 	log    *slog.Logger
 	extMsg []byte // our extension handshake message, encoded once
 	pool   sync.Pool
+	active atomic.Int64 // outgoing sessions running now (Metrics: sessions_in_flight)
 }
 
 // sessionBufs is the reusable memory of one session.
@@ -130,24 +132,12 @@ func NewProber(cfg SessionConfig) (*Prober, error) {
 	return p, nil
 }
 
-// Config returns the configuration in use, defaults filled in.
-func (p *Prober) Config() SessionConfig { return p.cfg }
-
-// Probe runs one complete session with cfg (see Prober.Probe). For many probes, build one
-// Prober and reuse it.
-func Probe(ctx context.Context, cfg SessionConfig, t Target) Observation {
-	p, err := NewProber(cfg)
-	if err != nil {
-		return Observation{Torrent: t.Torrent, Addr: t.Addr, Direction: Outgoing, Source: t.Source,
-			Start: time.Now(), Outcome: OutcomeLocalError, Err: err, CompleteAgo: -1}
-	}
-	return p.Probe(ctx, t)
-}
-
 // Probe dials t.Addr, exchanges handshakes and reads the peer's progress until it has been
 // quiet for the quiet window, or a cap is reached. It never fails: every ending is an
 // Outcome in the returned Observation. It returns early when ctx is done.
 func (p *Prober) Probe(ctx context.Context, t Target) Observation {
+	p.active.Add(1)
+	defer p.active.Add(-1)
 	o := Observation{
 		Torrent: t.Torrent, Addr: t.Addr, ListenPort: t.Addr.Port(), Direction: Outgoing,
 		Source: t.Source, Start: time.Now(), NumPieces: t.Pieces, CompleteAgo: -1,

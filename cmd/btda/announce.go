@@ -4,27 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
 	"time"
 
+	"github.com/btda/btda/discovery"
 	"github.com/btda/btda/discovery/dht"
 	"github.com/btda/btda/discovery/metainfo"
 	"github.com/btda/btda/discovery/tracker"
-	"github.com/btda/btda/internal/config"
 )
 
 type announceOptions struct {
-	configFile string
-	torrent    string
-	magnet     string
-	scrape     bool
-	dht        bool
-	timeout    time.Duration
+	config  configSource
+	torrent string
+	magnet  string
+	scrape  bool
+	dht     bool
+	timeout time.Duration
 }
 
 // announceLine is one JSON line of `btda announce`: one tracker or the DHT.
@@ -41,17 +39,6 @@ type announceLine struct {
 	Warning     string   `json:"warning,omitempty"`
 	Error       string   `json:"error,omitempty"`
 	ScrapeError string   `json:"scrape_error,omitempty"`
-}
-
-// loadConfigOrDefault reads the configuration file, or uses the defaults when the file
-// does not exist (the one-shot subcommands work without one).
-func loadConfigOrDefault(path string) (*config.Config, error) {
-	c, err := config.Load(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		d := config.Default()
-		return &d, nil
-	}
-	return c, err
 }
 
 // torrentArg loads what a one-shot subcommand works on: a .torrent file (t and its magnet)
@@ -72,25 +59,10 @@ func torrentArg(file, magnet string) (t *metainfo.Torrent, m *metainfo.Magnet, e
 	return nil, nil, errors.New("give --torrent FILE or --magnet URI")
 }
 
-// trackerInfo is what the tracker clients need to announce t (or, before its metadata,
-// magnet m).
-func trackerInfo(t *metainfo.Torrent, m *metainfo.Magnet) tracker.TorrentInfo {
-	if t != nil {
-		return tracker.TorrentInfo{Hash: t.Hash(), Label: t.Label(), Length: t.TotalLength, Tiers: t.Trackers}
-	}
-	var tiers [][]string
-	if len(m.Trackers) > 0 {
-		tiers = [][]string{m.Trackers}
-	}
-	// The size is unknown before the metadata; the tracker client then announces a
-	// non-zero left so that trackers treat us as a leecher.
-	return tracker.TorrentInfo{Hash: m.Hash(), Label: m.Label(), Length: m.Length, Tiers: tiers}
-}
-
 // announce runs one round against every tracker of a torrent (and optionally one DHT
 // lookup) and prints one JSON line per source: the tool for "is this source dead?".
 func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *slog.Logger) int {
-	cfg, err := loadConfigOrDefault(o.configFile)
+	cfg, err := o.config.load(nil)
 	if err != nil {
 		logger.Error("cannot load configuration", "err", err)
 		return 1
@@ -100,7 +72,11 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 		logger.Error("cannot load the torrent", "err", err)
 		return 1
 	}
-	info, hashes := trackerInfo(t, m), m.Hashes()
+	e := discovery.NewMagnetEntry("", m)
+	if t != nil {
+		e = discovery.NewFileEntry("", t)
+	}
+	info, hashes := e.TrackerInfo(), e.Hashes()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	enc := json.NewEncoder(stdout)
@@ -146,7 +122,15 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 
 	if o.dht {
 		l := announceLine{Source: "dht"}
-		peers, err := dhtLookupOnce(ctx, cfg, hashes, logger)
+		// A temporary node on an ephemeral port, so it never collides with a running btda.
+		host, _, _ := net.SplitHostPort(cfg.DHT.ListenAddress)
+		peers, err := dht.LookupOnce(ctx, dht.Config{
+			Listen:        net.JoinHostPort(host, "0"),
+			IPv6:          cfg.DHT.IPv6,
+			Listen6:       "[::]:0",
+			Bootstrap:     cfg.DHT.BootstrapNodes,
+			LookupTimeout: time.Duration(cfg.DHT.LookupTimeout),
+		}, hashes, logger)
 		if err != nil {
 			l.Error = err.Error()
 			failed = true
@@ -159,37 +143,6 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 		return 1
 	}
 	return 0
-}
-
-// dhtLookupOnce runs get_peers traversals from a temporary node on an ephemeral port (so
-// it never collides with a running btda) bootstrapped from the configured nodes.
-func dhtLookupOnce(ctx context.Context, cfg *config.Config, hashes []metainfo.Hash, logger *slog.Logger) ([]netip.AddrPort, error) {
-	host, _, _ := net.SplitHostPort(cfg.DHT.ListenAddress)
-	node, err := dht.New(dht.Config{
-		Listen:        net.JoinHostPort(host, "0"),
-		Bootstrap:     cfg.DHT.BootstrapNodes,
-		LookupTimeout: time.Duration(cfg.DHT.LookupTimeout),
-	}, nil, nil, logger)
-	if err != nil {
-		return nil, err
-	}
-	defer node.Close()
-	seen := make(map[netip.AddrPort]bool)
-	var all []netip.AddrPort
-	var errs []error
-	for _, h := range hashes {
-		peers, err := node.Lookup(ctx, h)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", h, err))
-		}
-		for _, p := range peers {
-			if !seen[p] {
-				seen[p] = true
-				all = append(all, p)
-			}
-		}
-	}
-	return all, errors.Join(errs...)
 }
 
 func addrStrings(as []netip.AddrPort) []string {

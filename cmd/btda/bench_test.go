@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +32,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/zeebo/bencode"
 
+	"github.com/btda/btda/daemon"
 	"github.com/btda/btda/discovery"
 	"github.com/btda/btda/internal/config"
 	"github.com/btda/btda/internal/swarmtest"
@@ -561,12 +561,13 @@ func (b *tailBuffer) String() string {
 }
 
 // BenchmarkMetricsScrape measures a full /metrics scrape of the registry as `btda run`
-// assembles it (the same collectors, newServices, the promhttp handler of newWebServer)
-// with 1,000 watched torrents, 1,000,000 known peers in the scheduler and collector
-// aggregates over 100 countries. The state grows in three steps: each torrent has confirmed
-// downloads from 5, then 20, then 50 countries (5,000 / 20,000 / 50,000
+// assembles it (the same collectors, newParts and the daemon, the promhttp handler of
+// newWebServer) with 1,000 watched torrents, 1,000,000 known peers in the scheduler and
+// recorder aggregates over 100 countries. The state grows in three steps: each torrent has
+// confirmed downloads from 5, then 20, then 50 countries (5,000 / 20,000 / 50,000
 // btda_confirmed_downloads_total series), each from two peers seen below the threshold and
-// then at 100 %. Only the collector's writer runs; nothing dials. It reports the scrape's
+// then at 100 %. The daemon runs with a dial rate of one session per 1,000 s, so nothing
+// but that first session dials. It reports the scrape's
 // p50/p99 latency, the exposition size and the series count, as text and gzipped:
 //
 //	unshare -n sh -c 'ip link set lo up; go test -run XXX -bench MetricsScrape -benchtime 50x ./cmd/btda/'
@@ -611,6 +612,8 @@ peer:
 dht:
   listen_address: "127.0.0.1:0"
   bootstrap_nodes: ["127.0.0.1:9"]
+probe:
+  dial_rate: 0.001
 storage:
   path: %s
   commit_batch: 5000
@@ -622,29 +625,35 @@ geoip:
 		b.Fatal(err)
 	}
 
-	// As run() does: the process-level collectors, the watch list, the services.
-	registry := discovery.NewRegistry(logger)
+	// As run() does: the process-level collectors, the reloader's, the parts and the daemon.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(versioncollector.NewCollector("btda"), collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGauge(prometheus.GaugeOpts{Name: "btda_config_last_reload_successful", Help: "h"}),
-		prometheus.NewGauge(prometheus.GaugeOpts{Name: "btda_config_last_reload_success_timestamp_seconds", Help: "h"}),
-		&torrentsCollector{registry: registry})
-	var ready atomic.Bool
-	ws, err := newWebServer(&web.FlagConfig{}, reg, &ready, func() error { return nil }, logger)
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rl := newReloader(runOptions{}, cfg, reg, logger)
+	ws, err := newWebServer(&web.FlagConfig{}, reg, &rl.ready, func() error { return nil }, logger)
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := newServices(cfg, registry, reg, logger)
+	dc, sightings, err := newParts(cfg, daemon.Shard{}, reg, logger)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer svc.close()
-	if _, rep, err := registry.Reload(ctx, discovery.WatchSources{TorrentDir: tdir}); err != nil || len(rep.Failed) > 0 {
+	d, err := daemon.New(dc, reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(runCtx) }()
+	defer func() {
+		stopRun()
+		<-runDone
+	}()
+	if _, rep, err := d.Load(ctx, discovery.WatchSources{TorrentDir: tdir}); err != nil || len(rep.Failed) > 0 {
 		b.Fatalf("loading torrents: %v %v", err, rep.Failed)
 	}
-	svc.apply(time.Now())
-	entries := registry.Entries()
+	entries := dc.Registry.Entries()
 	if len(entries) != torrents {
 		b.Fatalf("%d torrents loaded, want %d", len(entries), torrents)
 	}
@@ -653,19 +662,16 @@ geoip:
 	for i := range knownPeers {
 		var a [4]byte
 		binary.BigEndian.PutUint32(a[:], 0x0a000000+uint32(i))
-		svc.sched.Add(discovery.Sighting{Torrent: entries[i%torrents].ID, Addr: netip.AddrPortFrom(netip.AddrFrom4(a), 6881),
-			Source: discovery.SourceTracker, At: time.Now()})
+		sightings <- discovery.Sighting{Torrent: entries[i%torrents].ID, Addr: netip.AddrPortFrom(netip.AddrFrom4(a), 6881),
+			Source: discovery.SourceTracker}
 	}
-
-	colDone := make(chan error, 1)
-	colCtx, colCancel := context.WithCancel(ctx)
-	go func() { colDone <- svc.collector.Run(colCtx) }()
-	defer func() {
-		colCancel()
-		<-colDone
-	}()
-	if st := svc.sched.Stats(); st.Known != knownPeers {
-		b.Fatalf("scheduler knows %d peers, want %d", st.Known, knownPeers)
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(scrapeText(b, ws), fmt.Sprintf("btda_queue_known_peers %d\n", knownPeers)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the scheduler does not know %d peers after 5 min", knownPeers)
+		}
 	}
 
 	// feed adds confirmed downloads of countries [from, to) of the torrent's window: two
@@ -689,7 +695,7 @@ geoip:
 							Outcome: probe.OutcomeOK, Known: true, NumPieces: numPieces,
 							First: probe.Point{Pieces: pieces, At: at}, Last: probe.Point{Pieces: pieces, At: at.Add(time.Second)},
 							Timings: probe.Timings{Total: 6 * time.Second}}
-						if err := svc.collector.Record(ctx, obs); err != nil {
+						if err := dc.Recorder.Record(ctx, obs); err != nil {
 							b.Fatal(err)
 						}
 					}
@@ -699,7 +705,7 @@ geoip:
 		want := int64(torrents * to * 2)
 		for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 			var confirmed int64
-			for _, n := range svc.collector.Aggregates().Confirmed {
+			for _, n := range dc.Recorder.Aggregates().Confirmed {
 				confirmed += int64(n)
 			}
 			if confirmed == want {
@@ -760,6 +766,16 @@ geoip:
 			})
 		}
 	}
+}
+
+// scrapeText is one plain-text scrape of the web server's /metrics.
+func scrapeText(b *testing.B, ws *webServer) string {
+	w := httptest.NewRecorder()
+	ws.srv.Handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if w.Code != http.StatusOK {
+		b.Fatalf("scrape: %d %s", w.Code, w.Body.String())
+	}
+	return w.Body.String()
 }
 
 // writeBenchTorrent writes a small single-file v1 torrent; i makes its info hash unique.

@@ -5,8 +5,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -34,7 +36,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app.Version(version.Print("btda"))
 	app.HelpFlag.Short('h')
 
-	configFile := app.Flag("config.file", "btda configuration file (YAML).").Default("btda.yml").String()
+	var configSet bool
+	configFile := app.Flag("config.file", "btda configuration file (YAML); the default one may be absent, then the defaults apply.").
+		Default(defaultConfigFile).IsSetByUser(&configSet).String()
 	configCheck := app.Flag("config.check", "Validate the configuration file and exit.").Bool()
 	promslogConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, promslogConfig)
@@ -70,45 +74,69 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	promslogConfig.Writer = stderr
 	logger := promslog.New(promslogConfig)
+	cf := configSource{path: *configFile, explicit: configSet}
 
 	if *configCheck {
-		return checkConfig(*configFile, stdout, stderr)
+		return checkConfig(cf, stdout, stderr)
 	}
 	switch cmd {
 	case inspectCmd.FullCommand():
 		return inspect(*inspectArgs, stdout, logger)
 	case probeCommand.FullCommand():
-		return probeCmd(ctx, probeOptions{configFile: *configFile, torrent: *probeTorrent, magnet: *probeMagnet, peers: *probePeers}, stdout, logger)
+		return probeCmd(ctx, probeOptions{config: cf, torrent: *probeTorrent, magnet: *probeMagnet, peers: *probePeers}, stdout, logger)
 	case metadataCommand.FullCommand():
-		return metadataCmd(ctx, *configFile, *metadataMagnet, *metadataPeers, stdout, logger)
+		return metadataCmd(ctx, cf, *metadataMagnet, *metadataPeers, stdout, logger)
 	case announceCmd.FullCommand():
 		return announce(ctx, announceOptions{
-			configFile: *configFile,
-			torrent:    *announceTorrent,
-			magnet:     *announceMagnet,
-			scrape:     *announceScrape,
-			dht:        *announceDHT,
-			timeout:    *announceTimeout,
+			config:  cf,
+			torrent: *announceTorrent,
+			magnet:  *announceMagnet,
+			scrape:  *announceScrape,
+			dht:     *announceDHT,
+			timeout: *announceTimeout,
 		}, stdout, logger)
 	case runCmd.FullCommand():
 		return run(ctx, runOptions{
-			configFile: *configFile,
-			torrents:   *runArgs,
-			web:        webFlags,
-			shard:      *shard,
+			config:   cf,
+			torrents: *runArgs,
+			web:      webFlags,
+			shard:    *shard,
 		}, logger)
 	}
 	fmt.Fprintf(stderr, "btda: unknown command %q\n", cmd)
 	return 2
 }
 
-func checkConfig(path string, stdout, stderr io.Writer) int {
-	if _, err := config.Load(path); err != nil {
+func checkConfig(cf configSource, stdout, stderr io.Writer) int {
+	if _, err := cf.load(nil); err != nil {
 		fmt.Fprintf(stderr, "btda: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: configuration is valid\n", path)
+	fmt.Fprintf(stdout, "%s: configuration is valid\n", cf.path)
 	return 0
+}
+
+// defaultConfigFile is read when --config.file is not given; it may be absent.
+const defaultConfigFile = "btda.yml"
+
+// configSource is where the configuration comes from: the default file, which may be
+// absent (the defaults then apply), or a file named with --config.file, which must exist.
+type configSource struct {
+	path     string
+	explicit bool
+}
+
+// load reads the configuration; logger (nil: none) says when the defaults apply.
+func (c configSource) load(logger *slog.Logger) (*config.Config, error) {
+	cfg, err := config.Load(c.path)
+	if errors.Is(err, fs.ErrNotExist) && !c.explicit {
+		if logger != nil {
+			logger.Info("no configuration file; using the defaults", "config_file", c.path)
+		}
+		d := config.Default()
+		return &d, nil
+	}
+	return cfg, err
 }
 
 // component returns the logger of one subsystem.

@@ -10,16 +10,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/btda/btda/daemon"
 	"github.com/btda/btda/discovery"
 	"github.com/btda/btda/discovery/metainfo"
 	"github.com/btda/btda/probe"
 )
 
 type probeOptions struct {
-	configFile string
-	torrent    string
-	magnet     string
-	peers      []string
+	config  configSource
+	torrent string
+	magnet  string
+	peers   []string
 }
 
 // observationJSON is one line of `btda probe`: everything a session learned about a peer.
@@ -104,7 +105,7 @@ func parsePeers(args []string) ([]netip.AddrPort, error) {
 // peer, in the order given: the tool for "why does this number look wrong?". For a magnet
 // the metadata is first fetched from the same peers, for the piece count.
 func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slog.Logger) int {
-	cfg, err := loadConfigOrDefault(o.configFile)
+	cfg, err := o.config.load(nil)
 	if err != nil {
 		logger.Error("cannot load configuration", "err", err)
 		return 1
@@ -154,15 +155,15 @@ func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slo
 }
 
 func fetchMetadata(ctx context.Context, dialTimeout time.Duration, m *metainfo.Magnet, peers []netip.AddrPort, logger *slog.Logger) (*metainfo.Torrent, error) {
-	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
+	ctx, cancel := context.WithTimeout(ctx, daemon.MetadataTimeout)
 	defer cancel()
 	return probe.FetchMetadata(ctx, probe.MetadataConfig{DialTimeout: dialTimeout, Logger: logger}, m, peers)
 }
 
 // metadataCmd fetches a magnet's info dictionary from the given peers and prints the
 // summary `btda inspect` would print for the .torrent file.
-func metadataCmd(ctx context.Context, configFile, magnet string, peerArgs []string, stdout io.Writer, logger *slog.Logger) int {
-	cfg, err := loadConfigOrDefault(configFile)
+func metadataCmd(ctx context.Context, cf configSource, magnet string, peerArgs []string, stdout io.Writer, logger *slog.Logger) int {
+	cfg, err := cf.load(nil)
 	if err != nil {
 		logger.Error("cannot load configuration", "err", err)
 		return 1

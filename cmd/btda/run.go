@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
-	"reflect"
-	"sync"
-	"sync/atomic"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -19,101 +18,68 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
+	"github.com/btda/btda/collector"
+	"github.com/btda/btda/collector/geo"
+	"github.com/btda/btda/daemon"
 	"github.com/btda/btda/discovery"
+	"github.com/btda/btda/discovery/dht"
+	"github.com/btda/btda/discovery/tracker"
 	"github.com/btda/btda/internal/config"
+	"github.com/btda/btda/probe"
+	"github.com/btda/btda/probe/scheduler"
 )
 
-// shutdownTimeout bounds a graceful shutdown; past it btda exits anyway.
-const shutdownTimeout = 4 * time.Second
-
 type runOptions struct {
-	configFile string
-	torrents   []string
-	web        *web.FlagConfig
-	shard      string
-}
-
-// daemon is the running btda: its configuration, watch list and metrics.
-type daemon struct {
-	opts     runOptions
-	log      *slog.Logger
-	registry *discovery.Registry
-	shard    shard
-	svc      *services
-
-	mu  sync.Mutex // serialises reloads
-	cfg *config.Config
-
-	ready           atomic.Bool
-	reloadOK        prometheus.Gauge
-	reloadTimestamp prometheus.Gauge
+	config   configSource
+	torrents []string
+	web      *web.FlagConfig
+	shard    string
 }
 
 func run(ctx context.Context, opts runOptions, logger *slog.Logger) int {
 	logger.Info("starting btda", "version", version.Info(), "build_context", version.BuildContext())
-	sh, err := parseShard(opts.shard)
+	sh, err := daemon.ParseShard(opts.shard)
 	if err != nil {
 		logger.Error("invalid --shard", "err", err)
 		return 2
 	}
-	cfg, err := config.Load(opts.configFile)
+	cfg, err := opts.config.load(logger)
 	if err != nil {
 		logger.Error("cannot load configuration", "err", err)
 		return 1
 	}
-
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	d := &daemon{
-		opts:     opts,
-		log:      logger,
-		cfg:      cfg,
-		shard:    sh,
-		registry: discovery.NewRegistry(logger),
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "btda_config_last_reload_successful",
-			Help: "Whether the last configuration reload attempt was successful (1) or not (0).",
-		}),
-		reloadTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "btda_config_last_reload_success_timestamp_seconds",
-			Help: "Timestamp of the last successful configuration reload.",
-		}),
-	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		versioncollector.NewCollector("btda"),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		d.reloadOK, d.reloadTimestamp,
-		&torrentsCollector{registry: d.registry},
-	)
-
-	ws, err := newWebServer(opts.web, reg, &d.ready, d.reload, component(logger, "web"))
+	reg.MustRegister(versioncollector.NewCollector("btda"), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rl := newReloader(opts, cfg, reg, logger)
+	ws, err := newWebServer(opts.web, reg, &rl.ready, rl.reload, component(logger, "web"))
 	if err != nil {
 		logger.Error("cannot set up the web server", "err", err)
 		return 1
 	}
-	d.svc, err = newServices(cfg, d.registry, reg, logger)
+	d, err := newServices(cfg, sh, reg, logger)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
+	rl.daemon = d
 	// bbolt is closed last, after every goroutine below has returned.
-	defer d.svc.close()
+	defer func() {
+		if err := d.Close(); err != nil {
+			logger.Error("closing", "err", err)
+		}
+	}()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ws.Run(gctx) })
-	g.Go(func() error { return d.svc.run(gctx) })
-	g.Go(func() error {
-		if err := d.loadTorrents(gctx); err != nil {
-			return err
-		}
-		d.ready.Store(true)
-		return nil
-	})
-	g.Go(func() error { return d.handleSIGHUP(gctx) })
+	g.Go(func() error { return d.Run(gctx) })
+	g.Go(func() error { return rl.initial(gctx) })
+	g.Go(func() error { return rl.onSIGHUP(gctx) })
 
 	// After the first SIGINT/SIGTERM, restore default signal handling so that a second
 	// one kills btda at once, and bound the graceful shutdown.
@@ -121,9 +87,9 @@ func run(ctx context.Context, opts runOptions, logger *slog.Logger) int {
 		<-gctx.Done()
 		stop()
 		if ctx.Err() != nil {
-			logger.Info("shutting down", "timeout", shutdownTimeout)
+			logger.Info("shutting down", "timeout", daemon.ShutdownTimeout)
 		}
-		time.AfterFunc(shutdownTimeout, func() {
+		time.AfterFunc(daemon.ShutdownTimeout, func() {
 			logger.Error("graceful shutdown took too long; exiting")
 			os.Exit(1)
 		})
@@ -137,116 +103,132 @@ func run(ctx context.Context, opts runOptions, logger *slog.Logger) int {
 	return 0
 }
 
-// loadTorrents builds the initial watch list. Torrents that fail to load are logged and
-// skipped by the registry; only a failure to read the sources at all is fatal.
-func (d *daemon) loadTorrents(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, err := d.applyWatchList(ctx, d.cfg); err != nil {
-		d.reloadOK.Set(0)
-		return fmt.Errorf("loading torrents: %w", err)
-	}
-	d.reloadOK.Set(1)
-	d.reloadTimestamp.SetToCurrentTime()
-	return nil
-}
-
-func (d *daemon) applyWatchList(ctx context.Context, cfg *config.Config) (discovery.Diff, error) {
-	diff, report, err := d.registry.Reload(ctx, discovery.WatchSources{
-		TorrentDir: existingPath(cfg.Torrents.Directory),
-		MagnetFile: existingPath(cfg.Torrents.MagnetFile),
-		Args:       d.opts.torrents,
-		Keep:       d.shard.keep,
-	})
+// newServices constructs every part of a running btda from cfg and hands them to the
+// daemon. On failure it releases what it had built.
+func newServices(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, logger *slog.Logger) (*daemon.Daemon, error) {
+	dc, _, err := newParts(cfg, sh, reg, logger)
 	if err != nil {
-		return diff, err
+		return nil, err
 	}
-	for _, f := range report.Failed {
-		d.log.Warn("torrent not loaded", "origin", f.Origin, "err", f.Err)
-	}
-	d.svc.apply(time.Now())
-	return diff, nil
-}
-
-// existingPath drops a configured default path that does not exist, so that btda starts
-// with an empty watch list (and says so) instead of failing on a missing input folder.
-func existingPath(p string) string {
-	if p == "" {
-		return ""
-	}
-	if _, err := os.Stat(p); err != nil {
-		return ""
-	}
-	return p
-}
-
-// reload re-reads the configuration file and the watch list (SIGHUP, POST /-/reload). A
-// file that fails to load leaves the running configuration in place.
-func (d *daemon) reload() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	cfg, err := config.Load(d.opts.configFile)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		var diff discovery.Diff
-		diff, err = d.applyWatchList(ctx, cfg)
-		if err == nil {
-			d.log.Info("configuration reloaded", "added", len(diff.Added), "removed", len(diff.Removed), "changed", len(diff.Changed))
-		}
-	}
+	d, err := daemon.New(dc, reg)
 	if err != nil {
-		d.reloadOK.Set(0)
-		d.log.Error("reload failed; keeping the running configuration", "err", err)
-		return err
+		_ = daemon.ClosePartial(dc)
+		return nil, err
 	}
-	if restartNeeded(d.cfg, cfg) {
-		d.log.Warn("settings outside torrents.directory and torrents.magnet_file changed; they take effect at the next restart")
-	}
-	d.cfg = cfg
-	d.reloadOK.Set(1)
-	d.reloadTimestamp.SetToCurrentTime()
-	return nil
+	return d, nil
 }
 
-func (d *daemon) handleSIGHUP(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-hup:
-			_ = d.reload() // logged and exported by reload
+// newParts constructs the parts of a running btda from cfg, and the channel its sources
+// send their sightings into. On failure it releases what it had built.
+func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, logger *slog.Logger) (dc daemon.Config, _ chan<- discovery.Sighting, err error) {
+	dc = daemon.Config{Registry: discovery.NewRegistry(logger), Threshold: cfg.Torrents.CompletionThreshold, Shard: sh, Logger: logger}
+	defer func() {
+		if err != nil {
+			_ = daemon.ClosePartial(dc)
+		}
+	}()
+
+	// GeoIP: a missing or broken database is logged and btda goes on with ZZ.
+	dc.Geo = geo.New()
+	if p := cfg.GeoIP.CityDatabase; p != "" {
+		if err := dc.Geo.LoadCity(p); err != nil {
+			logger.Error("GeoIP city database not loaded; countries will be ZZ", "component", "geoip", "err", err)
 		}
 	}
-}
-
-// torrentsCollector reads the watch list's counts at scrape time.
-type torrentsCollector struct{ registry *discovery.Registry }
-
-var torrentsDesc = prometheus.NewDesc("btda_torrents", "Watched torrents by state and kind.", []string{"state", "kind"}, nil)
-
-func (c *torrentsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- torrentsDesc }
-
-func (c *torrentsCollector) Collect(ch chan<- prometheus.Metric) {
-	// The kind decides the state: a torrent is pending metadata exactly while it is a
-	// magnet, so the registry's counts by kind are the counts by (state, kind).
-	for k, n := range c.registry.Counts().ByKind {
-		s := discovery.StateActive
-		if k == discovery.KindMagnet {
-			s = discovery.StatePendingMetadata
+	if p := cfg.GeoIP.ASNDatabase; p != "" {
+		if err := dc.Geo.LoadASN(p); err != nil {
+			logger.Error("GeoIP ASN database not loaded", "component", "geoip", "err", err)
 		}
-		ch <- prometheus.MustNewConstMetric(torrentsDesc, prometheus.GaugeValue, float64(n), s.String(), k.String())
 	}
+	reg.MustRegister(geo.NewCollector(dc.Geo))
+	if cfg.GeoIP.ReverseDNS {
+		// Lookups happen in the rDNS pool, never on a probe's path.
+		if dc.RDNS, err = geo.NewRDNS(geo.RDNSConfig{}, net.DefaultResolver, reg, logger); err != nil {
+			return dc, nil, err
+		}
+	}
+	if dc.Recorder, err = collector.New(collector.Config{
+		StorePath:   cfg.Storage.Path,
+		Threshold:   cfg.Torrents.CompletionThreshold,
+		BatchSize:   cfg.Storage.CommitBatch,
+		BatchWait:   time.Duration(cfg.Storage.CommitInterval),
+		TopNetworks: cfg.Metrics.TopNetworks,
+		KeepRawIP:   cfg.Storage.StoreRawIPs,
+		NoAnonymize: !cfg.GeoIP.AnonymizeIPs,
+		Geo:         dc.Geo,
+		RDNS:        dc.RDNS,
+	}, reg, logger); err != nil {
+		return dc, nil, err
+	}
+
+	if dc.PeerListener, err = net.Listen("tcp", cfg.Peer.ListenAddress); err != nil {
+		return dc, nil, fmt.Errorf("peer listener: %w", err)
+	}
+	port := uint16(cfg.AnnouncePort())
+	if port == 0 { // listen_address with port 0 (tests): announce the port we got
+		port = uint16(dc.PeerListener.Addr().(*net.TCPAddr).Port)
+	}
+	if dc.Prober, err = probe.NewProber(sessionConfig(cfg, port, logger)); err != nil {
+		return dc, nil, err
+	}
+	dc.Listener = probe.ListenerConfig{
+		HandshakeTimeout: time.Duration(cfg.Probe.HandshakeTimeout),
+		MaxPerIP:         cfg.Peer.IncomingPerIP,
+		MaxTotal:         cfg.Peer.IncomingTotal,
+	}
+	dc.Scheduler = scheduler.Config{
+		MaxInFlight:  cfg.Probe.Concurrency,
+		RevisitDelay: time.Duration(cfg.Probe.RevisitDelay),
+		RetryBase:    time.Duration(cfg.Probe.RetryBackoff),
+		MaxRetries:   cfg.Probe.RetryAttempts,
+		ForgetAfter:  time.Duration(cfg.Probe.ForgetAfter),
+		DialRate:     rate.Limit(cfg.Probe.DialRate),
+	}
+	dc.Metadata = probe.MetadataConfig{ListenPort: port, DialTimeout: time.Duration(cfg.Probe.ConnectTimeout)}
+
+	sightings := make(chan discovery.Sighting, daemon.SightingsBuffer)
+	dc.Sightings = sightings
+	if cfg.Trackers.Enabled {
+		if dc.Trackers, err = tracker.NewAnnouncer(tracker.Config{
+			Port:        port,
+			NumWant:     int32(cfg.Trackers.NumWant),
+			Interval:    time.Duration(cfg.Trackers.RequestInterval),
+			HTTPTimeout: time.Duration(cfg.Trackers.Timeout),
+			UDPBase:     time.Duration(cfg.Trackers.Timeout),
+			StopTimeout: daemon.TrackerStopTimeout,
+			UserAgent:   "btda/" + version.Version,
+			Logger:      logger,
+		}, reg, sightings); err != nil {
+			return dc, nil, err
+		}
+	}
+	if cfg.DHT.Enabled {
+		if dc.DHT, err = dht.New(dht.Config{
+			Listen:        cfg.DHT.ListenAddress,
+			IPv6:          cfg.DHT.IPv6,
+			Bootstrap:     cfg.DHT.BootstrapNodes,
+			NodesFile:     filepath.Join(filepath.Dir(cfg.Storage.Path), dht.NodesFileName),
+			PeerPort:      int(port),
+			Interval:      time.Duration(cfg.DHT.RequestInterval),
+			LookupTimeout: time.Duration(cfg.DHT.LookupTimeout),
+		}, sightings, reg, logger); err != nil {
+			return dc, nil, err
+		}
+	}
+	return dc, sightings, nil
 }
 
-// restartNeeded reports whether two configurations differ in more than the watch list,
-// which is all a reload changes in a running btda.
-func restartNeeded(old, new *config.Config) bool {
-	a, b := *old, *new
-	a.Torrents.Directory, a.Torrents.MagnetFile = "", ""
-	b.Torrents.Directory, b.Torrents.MagnetFile = "", ""
-	return !reflect.DeepEqual(a, b)
+// sessionConfig is the probe session configuration of cfg; port is sent as `p` (0: none).
+func sessionConfig(cfg *config.Config, port uint16, logger *slog.Logger) probe.SessionConfig {
+	return probe.SessionConfig{
+		Version:          version.Version,
+		ListenPort:       port,
+		DialTimeout:      time.Duration(cfg.Probe.ConnectTimeout),
+		HandshakeTimeout: time.Duration(cfg.Probe.HandshakeTimeout),
+		QuietWindow:      time.Duration(cfg.Probe.QuietWindow),
+		SessionCap:       time.Duration(cfg.Probe.SessionCap),
+		MaxMessages:      cfg.Probe.MessageCap,
+		SendInterested:   cfg.Probe.SendInterested,
+		Logger:           logger,
+	}
 }

@@ -65,28 +65,14 @@ type RDNS struct {
 	dropped  prometheus.Counter
 }
 
-// RDNS failure reasons (the `reason` label).
-var rdnsReasons = []string{"timeout", "not_found", "error"}
-
 // NewRDNS builds the reverse-DNS pool; call Run to start its workers.
 func NewRDNS(cfg RDNSConfig, res Resolver, reg prometheus.Registerer, log *slog.Logger) (*RDNS, error) {
 	cfg.defaults()
 	r := &RDNS{cfg: cfg, res: res, log: log.With("component", "rdns"),
 		queue: make(chan netip.Addr, cfg.Queue), cache: map[netip.Addr]string{}, pending: map[netip.Addr]struct{}{},
-		lookups: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "btda", Subsystem: "geoip",
-			Name: "rdns_lookups_total", Help: "Reverse DNS lookups of peer addresses."}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "btda", Subsystem: "geoip",
-			Name: "rdns_failures_total", Help: "Reverse DNS lookups that gave no registered domain, by reason."}, []string{"reason"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "btda", Subsystem: "geoip",
-			Name: "rdns_dropped_total", Help: "Reverse DNS requests dropped because the queue was full."}),
 	}
-	for _, reason := range rdnsReasons {
-		r.failures.WithLabelValues(reason)
-	}
-	for _, c := range []prometheus.Collector{r.lookups, r.failures, r.dropped} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := r.newMetrics(reg); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -4,7 +4,12 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/btda/btda/internal/metricdef"
 )
+
+// subsystem of every DHT metric: btda_dht_*.
+const subsystem = "dht"
 
 // Lookup failure reasons, the bounded values of the `reason` label.
 const (
@@ -41,51 +46,29 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{
-		lookups: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "lookups_total",
-			Help: "DHT get_peers lookups that ran to completion or to their deadline (shutdown-cancelled lookups are not counted).",
-		}),
-		lookupFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "lookup_failures_total",
-			Help: "DHT lookups in which no node answered, by reason (timeout, no_nodes, error).",
-		}, []string{"reason"}),
-		lookupDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "lookup_duration_seconds",
-			Help:                        "Duration of DHT lookups, including the announce_peer step.",
-			Buckets:                     []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120},
-			NativeHistogramBucketFactor: 1.1,
-		}),
-		peersReceived: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "peers_received_total",
-			Help: "Peer addresses received from DHT lookups (distinct within each lookup).",
-		}),
-		announcesRecv: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "announces_received_total",
-			Help: "Valid incoming announce_peer queries for watched torrents.",
-		}),
-		announcesDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "announces_dropped_total",
-			Help: "Incoming announces for watched torrents dropped because too many were waiting to be delivered.",
-		}),
-		queriesRecv: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "queries_received_total",
-			Help: "KRPC queries received from other DHT nodes, by query type.",
-		}, []string{"query"}),
+		lookups: prometheus.NewCounter(metricdef.CounterOpts(subsystem, "lookups_total",
+			"DHT get_peers lookups that ran to completion or to their deadline (shutdown-cancelled lookups are not counted).")),
+		lookupFailures: prometheus.NewCounterVec(metricdef.CounterOpts(subsystem, "lookup_failures_total",
+			"DHT lookups in which no node answered, by reason (timeout, no_nodes, error)."), []string{"reason"}),
+		lookupDuration: prometheus.NewHistogram(metricdef.HistogramOpts(subsystem, "lookup_duration_seconds", "Duration of DHT lookups, including the announce_peer step.",
+			[]float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120})),
+		peersReceived: prometheus.NewCounter(metricdef.CounterOpts(subsystem, "peers_received_total",
+			"Peer addresses received from DHT lookups (distinct within each lookup).")),
+		announcesRecv: prometheus.NewCounter(metricdef.CounterOpts(subsystem, "announces_received_total",
+			"Valid incoming announce_peer queries for watched torrents.")),
+		announcesDropped: prometheus.NewCounter(metricdef.CounterOpts(subsystem, "announces_dropped_total",
+			"Incoming announces for watched torrents dropped because too many were waiting to be delivered.")),
+		queriesRecv: prometheus.NewCounterVec(metricdef.CounterOpts(subsystem, "queries_received_total",
+			"KRPC queries received from other DHT nodes, by query type."), []string{"query"}),
 		// Success = at least one node answered, peers or not: a torrent nobody announced in
 		// the DHT is a valid answer, and alerting on "no peers" would flag quiet swarms as a
 		// broken DHT.
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "last_success_timestamp_seconds",
-			Help: "Unix time of the last lookup in which at least one node answered (0: never).",
-		}),
-		watched: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "watched_torrents",
-			Help: "Torrents the DHT node looks up periodically.",
-		}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "btda", Subsystem: "dht", Name: "lookups_in_flight",
-			Help: "DHT lookups running now.",
-		}),
+		lastSuccess: prometheus.NewGauge(metricdef.GaugeOpts(subsystem, "last_success_timestamp_seconds",
+			"Unix time of the last lookup in which at least one node answered (0: never).")),
+		watched: prometheus.NewGauge(metricdef.GaugeOpts(subsystem, "watched_torrents",
+			"Torrents the DHT node looks up periodically.")),
+		inFlight: prometheus.NewGauge(metricdef.GaugeOpts(subsystem, "lookups_in_flight",
+			"DHT lookups running now.")),
 	}
 	for _, r := range failureReasons {
 		m.lookupFailures.WithLabelValues(r)
@@ -123,19 +106,18 @@ type tableCollector struct {
 }
 
 func newTableCollector(n *Node) *tableCollector {
-	fam := []string{"family"}
 	return &tableCollector{
 		n: n,
-		nodes: prometheus.NewDesc("btda_dht_routing_table_nodes",
-			"Nodes in the DHT routing table.", fam, nil),
-		good: prometheus.NewDesc("btda_dht_routing_table_good_nodes",
-			"Good nodes (answered recently) in the DHT routing table.", fam, nil),
-		outstanding: prometheus.NewDesc("btda_dht_outstanding_transactions",
-			"KRPC queries awaiting an answer.", fam, nil),
-		queriesSent: prometheus.NewDesc("btda_dht_queries_sent_total",
-			"KRPC queries sent to other DHT nodes.", fam, nil),
-		announcesSent: prometheus.NewDesc("btda_dht_announces_sent_total",
-			"announce_peer queries we sent that got a success answer.", fam, nil),
+		nodes: metricdef.NewDesc(subsystem, "routing_table_nodes",
+			"Nodes in the DHT routing table.", "family"),
+		good: metricdef.NewDesc(subsystem, "routing_table_good_nodes",
+			"Good nodes (answered recently) in the DHT routing table.", "family"),
+		outstanding: metricdef.NewDesc(subsystem, "outstanding_transactions",
+			"KRPC queries awaiting an answer.", "family"),
+		queriesSent: metricdef.NewDesc(subsystem, "queries_sent_total",
+			"KRPC queries sent to other DHT nodes.", "family"),
+		announcesSent: metricdef.NewDesc(subsystem, "announces_sent_total",
+			"announce_peer queries we sent that got a success answer.", "family"),
 	}
 }
 

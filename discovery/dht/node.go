@@ -454,7 +454,7 @@ func (n *Node) emit(ctx context.Context, h metainfo.Hash, ap netip.AddrPort) {
 		return
 	}
 	select {
-	case n.out <- discovery.Sighting{Torrent: h, Addr: ap, Source: discovery.SourceDHT, At: time.Now()}:
+	case n.out <- discovery.Sighting{Torrent: h, Addr: ap, Source: discovery.SourceDHT}:
 	case <-ctx.Done():
 	}
 }
@@ -782,4 +782,32 @@ func (b slogBridge) Handle(r alog.Record) {
 		lvl = slog.LevelWarn
 	}
 	b.l.Log(context.Background(), lvl, r.Msg.String(), "anacrolix_level", r.Level.LogString())
+}
+
+// LookupOnce runs one get_peers traversal per hash from a temporary node built with cfg
+// (never announcing, never saving nodes) and returns the distinct peers found: `btda
+// announce --dht`. Errors of single lookups are joined; peers found before them count.
+func LookupOnce(ctx context.Context, cfg Config, hashes []metainfo.Hash, logger *slog.Logger) ([]netip.AddrPort, error) {
+	cfg.PeerPort, cfg.NodesFile = 0, ""
+	node, err := New(cfg, nil, nil, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer node.Close()
+	seen := make(map[netip.AddrPort]bool)
+	var all []netip.AddrPort
+	var errs []error
+	for _, h := range hashes {
+		peers, err := node.Lookup(ctx, h)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", h, err))
+		}
+		for _, p := range peers {
+			if !seen[p] {
+				seen[p] = true
+				all = append(all, p)
+			}
+		}
+	}
+	return all, errors.Join(errs...)
 }

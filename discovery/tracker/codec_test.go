@@ -3,6 +3,7 @@ package tracker
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/btda/btda/discovery"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -105,7 +106,7 @@ func TestTrackerLabel(t *testing.T) {
 
 func TestLeft(t *testing.T) {
 	for in, want := range map[int64]int64{0: 16384, -1: 16384, 1: 1, 5_000_000_123: 5_000_000_123} {
-		if got := (TorrentInfo{Length: in}).left(); got != want {
+		if got := left(discovery.TorrentInfo{Length: in}); got != want {
 			t.Errorf("left(%d) = %d, want %d", in, got, want)
 		}
 	}

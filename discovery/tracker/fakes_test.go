@@ -372,7 +372,7 @@ type running struct {
 	drained   chan struct{}
 }
 
-func startAnnouncer(t *testing.T, cfg Config, tis ...TorrentInfo) *running {
+func startAnnouncer(t *testing.T, cfg Config, tis ...discovery.TorrentInfo) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	out := make(chan discovery.Sighting)

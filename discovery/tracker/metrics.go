@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/btda/btda/internal/metricdef"
 )
 
 // Request kinds, the `kind` label.
@@ -27,37 +29,25 @@ type metrics struct {
 
 // newMetrics creates the series and registers them on reg (nil: not registered).
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	const ns, sub = "btda", "tracker"
+	const sub = "tracker"
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "requests_total", Help: "Tracker requests made, by tracker host and kind (announce, scrape)."},
+		requests: prometheus.NewCounterVec(metricdef.CounterOpts(sub, "requests_total", "Tracker requests made, by tracker host and kind (announce, scrape)."),
 			[]string{"tracker", "kind"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "request_failures_total", Help: "Tracker requests that failed, by tracker host, kind and reason."},
+		failures: prometheus.NewCounterVec(metricdef.CounterOpts(sub, "request_failures_total", "Tracker requests that failed, by tracker host, kind and reason."),
 			[]string{"tracker", "kind", "reason"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
-			Name: "request_duration_seconds", Help: "Duration of tracker requests (successful or not), including UDP retransmissions.",
-			Buckets:                        []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
-			NativeHistogramBucketFactor:    1.1,
-			NativeHistogramMaxBucketNumber: 100,
-		}, []string{"tracker", "kind"}),
-		peers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "peers_received_total", Help: "Peer addresses received in announce replies."},
+		duration: prometheus.NewHistogramVec(metricdef.HistogramOpts(sub, "request_duration_seconds", "Duration of tracker requests (successful or not), including UDP retransmissions.",
+			[]float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}), []string{"tracker", "kind"}),
+		peers: prometheus.NewCounterVec(metricdef.CounterOpts(sub, "peers_received_total", "Peer addresses received in announce replies."),
 			[]string{"tracker"}),
-		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "last_success_timestamp_seconds", Help: "Unix time of the last successful announce to the tracker host."},
+		lastSuccess: prometheus.NewGaugeVec(metricdef.GaugeOpts(sub, "last_success_timestamp_seconds", "Unix time of the last successful announce to the tracker host."),
 			[]string{"tracker"}),
-		interval: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "interval_seconds", Help: "Announce interval in force for the tracker host (after min interval and back-off)."},
+		interval: prometheus.NewGaugeVec(metricdef.GaugeOpts(sub, "interval_seconds", "Announce interval in force for the tracker host (after min interval and back-off)."),
 			[]string{"tracker"}),
-		seeders: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "scrape_seeders", Help: "Seeders (complete) the tracker reported in its last scrape."},
+		seeders: prometheus.NewGaugeVec(metricdef.GaugeOpts(sub, "scrape_seeders", "Seeders (complete) the tracker reported in its last scrape."),
 			[]string{"infohash", "tracker"}),
-		leechers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "scrape_leechers", Help: "Leechers (incomplete) the tracker reported in its last scrape."},
+		leechers: prometheus.NewGaugeVec(metricdef.GaugeOpts(sub, "scrape_leechers", "Leechers (incomplete) the tracker reported in its last scrape."),
 			[]string{"infohash", "tracker"}),
-		downloaded: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "scrape_downloaded", Help: "Completed downloads the tracker reported in its last scrape."},
+		downloaded: prometheus.NewGaugeVec(metricdef.GaugeOpts(sub, "scrape_downloaded", "Completed downloads the tracker reported in its last scrape."),
 			[]string{"infohash", "tracker"}),
 	}
 	if reg != nil {

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"github.com/btda/btda/discovery"
 	"sync"
 )
 
@@ -12,7 +13,7 @@ import (
 // then those btda cannot talk to (ws://, malformed) with an AnnounceErr of reason
 // "protocol". Metrics are not registered anywhere. The UDP retransmission settings in cfg
 // bound how long a silent tracker holds the call (defaults: up to 2 × 105 s).
-func AnnounceOnce(ctx context.Context, cfg Config, t TorrentInfo, scrape bool) []Result {
+func AnnounceOnce(ctx context.Context, cfg Config, t discovery.TorrentInfo, scrape bool) []Result {
 	m, _ := newMetrics(nil) // cannot fail without a registerer
 	c := newCore(cfg, m)
 	defer c.close()
@@ -26,7 +27,7 @@ func AnnounceOnce(ctx context.Context, cfg Config, t TorrentInfo, scrape bool) [
 			defer wg.Done()
 			res := Result{URL: u, Tracker: TrackerLabel(u), Torrent: t.Hash, Event: EventStarted}
 			req := AnnounceRequest{Hash: t.Hash, PeerID: c.cfg.PeerID, Key: c.cfg.Key, Port: c.cfg.Port,
-				Left: t.left(), Event: EventStarted, NumWant: c.cfg.NumWant}
+				Left: left(t), Event: EventStarted, NumWant: c.cfg.NumWant}
 			res.Announce, res.AnnounceErr = c.announce(ctx, u, req)
 			if res.AnnounceErr != nil {
 				res.Announce = nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/btda/btda/discovery"
 	"io"
 	"net"
 	"net/http"
@@ -161,7 +162,7 @@ func TestOpentrackerInterop(t *testing.T) {
 	udpURL := fmt.Sprintf("udp://127.0.0.1:%d/announce", port)
 	for _, u := range []string{httpURL, udpURL} {
 		t.Run(scheme(u), func(t *testing.T) {
-			res := AnnounceOnce(context.Background(), cfg, TorrentInfo{Hash: h, Length: 1000, Tiers: [][]string{{u}}}, true)
+			res := AnnounceOnce(context.Background(), cfg, discovery.TorrentInfo{Hash: h, Length: 1000, Tiers: [][]string{{u}}}, true)
 			if len(res) != 1 {
 				t.Fatalf("%d results", len(res))
 			}
@@ -228,7 +229,7 @@ func TestOpentrackerAnnouncer(t *testing.T) {
 	cfg.UDPBase, cfg.UDPMaxWait = 200*time.Millisecond, 400*time.Millisecond
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d/announce", port)
 	udpURL := fmt.Sprintf("udp://127.0.0.1:%d/announce", port)
-	r := startAnnouncer(t, cfg, TorrentInfo{Hash: h, Label: "ot", Length: 1, Tiers: [][]string{{httpURL}, {udpURL}}})
+	r := startAnnouncer(t, cfg, discovery.TorrentInfo{Hash: h, Label: "ot", Length: 1, Tiers: [][]string{{httpURL}, {udpURL}}})
 	reqs := r.a.c.m.requests
 	waitFor(t, "an announce and a scrape on both protocols", func() bool {
 		return testutil.ToFloat64(reqs.WithLabelValues("127.0.0.1", KindScrape)) >= 2 && r.nSightings() >= 6

@@ -6,16 +6,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/btda/btda/discovery"
 	"github.com/btda/btda/discovery/metainfo"
 )
-
-// TorrentInfo is what the tracker clients need to know about one watched torrent.
-type TorrentInfo struct {
-	Hash   metainfo.Hash // wire info hash
-	Label  string        // the `infohash` metric label value (normally Hash.String())
-	Length int64         // total length in bytes, sent as `left`; <= 0 (magnet without xl) sends 16 KiB
-	Tiers  [][]string    // announce-list tiers (BEP 12); a single `announce` is one tier of one URL
-}
 
 // Event is the announce event.
 type Event uint8
@@ -89,7 +82,7 @@ type Result struct {
 // never 0, which would present btda as a seed; 16 KiB as libtorrent sends.
 const unknownLeft = 16 << 10
 
-func (t TorrentInfo) left() int64 {
+func left(t discovery.TorrentInfo) int64 {
 	if t.Length <= 0 {
 		return unknownLeft
 	}

@@ -7,27 +7,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/btda/btda/discovery"
-	"github.com/btda/btda/internal/metrics"
+	"github.com/btda/btda/internal/metricdef"
 )
 
 // The scheduler's families are read from Stats at scrape time, as const metrics
 // (DESIGN.md §5: state is read, events are counted where they happen).
 var (
-	knownDesc     = metrics.NewDesc("queue", "known_peers", "Peers the scheduler knows (every state).")
-	lengthDesc    = metrics.NewDesc("queue", "length", "Peers waiting in the scheduler's queue.")
-	dueDesc       = metrics.NewDesc("queue", "peers_due", "Queued peers whose visit is due now.")
-	waitingIPDesc = metrics.NewDesc("queue", "peers_waiting_ip", "Due peers parked until their IP's open session ends (one connection per IP).")
-	doneDesc      = metrics.NewDesc("queue", "peers_done", "Peers no longer revisited (crossed the threshold, or seed-like for long enough).")
-	givenUpDesc   = metrics.NewDesc("queue", "peers_given_up", "Peers whose contact retries ran out (until a source reports them again).")
-	startedDesc   = metrics.NewDesc("queue", "sessions_started_total", "Active probe sessions started by the scheduler.")
-	retriesDesc   = metrics.NewDesc("queue", "retries_total", "Failed contacts rescheduled with back-off.")
-	gaveUpDesc    = metrics.NewDesc("queue", "gave_up_total", "Peers given up after their retries ran out.")
-	revivedDesc   = metrics.NewDesc("queue", "revived_total", "Given-up peers revived by a new sighting or an incoming contact.")
-	deferredDesc  = metrics.NewDesc("queue", "deferred_by_ip_total", "Dispatches deferred because a session to the same IP was open.")
-	evictedDesc   = metrics.NewDesc("queue", "evicted_total", "Peers forgotten after no sighting or contact for probe.forget_after.")
-	droppedDesc   = metrics.NewDesc("queue", "sightings_dropped_total", "Sightings not queued, by reason.", "reason")
-	receivedDesc  = metrics.NewDesc("discovery", "peers_received_total", "Peer addresses received from each source (duplicates included).", "source")
-	newDesc       = metrics.NewDesc("discovery", "peers_new_total", "Peer addresses received from each source that were new to btda.", "source")
+	knownDesc     = metricdef.NewDesc("queue", "known_peers", "Peers the scheduler knows (every state).")
+	lengthDesc    = metricdef.NewDesc("queue", "length", "Peers waiting in the scheduler's queue.")
+	dueDesc       = metricdef.NewDesc("queue", "peers_due", "Queued peers whose visit is due now.")
+	waitingIPDesc = metricdef.NewDesc("queue", "peers_waiting_ip", "Due peers parked until their IP's open session ends (one connection per IP).")
+	doneDesc      = metricdef.NewDesc("queue", "peers_done", "Peers no longer revisited (crossed the threshold, or seed-like for long enough).")
+	givenUpDesc   = metricdef.NewDesc("queue", "peers_given_up", "Peers whose contact retries ran out (until a source reports them again).")
+	startedDesc   = metricdef.NewDesc("queue", "sessions_started_total", "Active probe sessions started by the scheduler.")
+	retriesDesc   = metricdef.NewDesc("queue", "retries_total", "Failed contacts rescheduled with back-off.")
+	gaveUpDesc    = metricdef.NewDesc("queue", "gave_up_total", "Peers given up after their retries ran out.")
+	revivedDesc   = metricdef.NewDesc("queue", "revived_total", "Given-up peers revived by a new sighting or an incoming contact.")
+	deferredDesc  = metricdef.NewDesc("queue", "deferred_by_ip_total", "Dispatches deferred because a session to the same IP was open.")
+	evictedDesc   = metricdef.NewDesc("queue", "evicted_total", "Peers forgotten after no sighting or contact for probe.forget_after.")
+	droppedDesc   = metricdef.NewDesc("queue", "sightings_dropped_total", "Sightings not queued, by reason.", "reason")
+	receivedDesc  = metricdef.NewDesc("discovery", "peers_received_total", "Peer addresses received from each source (duplicates included).", "source")
+	newDesc       = metricdef.NewDesc("discovery", "peers_new_total", "Peer addresses received from each source that were new to btda.", "source")
 )
 
 // sortedSources is discovery.Sources in the order of their label values, so that each

@@ -1,8 +1,8 @@
-// Package metrics is the one way btda defines Prometheus metrics: the namespace, fully
+// Package metricdef is the one way btda defines Prometheus metrics: the namespace, fully
 // qualified names built from subsystem and name, and the histogram options every
 // histogram uses (classic buckets plus a native histogram). Each subsystem defines its
 // own families with these, in one file next to what it measures.
-package metrics
+package metricdef
 
 import "github.com/prometheus/client_golang/prometheus"
 

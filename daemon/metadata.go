@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -15,16 +15,18 @@ import (
 const (
 	metadataCandidates  = 200              // peer addresses kept per pending magnet
 	metadataParallel    = 4                // magnets fetched at once
-	metadataTimeout     = 2 * time.Minute  // one fetch round of one magnet
 	metadataRetryPeriod = 15 * time.Second // how often pending magnets with peers are tried
 )
+
+// MetadataTimeout bounds one fetch round of one magnet (also `btda metadata`'s).
+const MetadataTimeout = 2 * time.Minute
 
 // metadataFetcher turns pending magnets into active torrents: peers the sources find for
 // a magnet are collected here (not probed: their piece count is unknown), and the info
 // dictionary is fetched from them over BEP 9.
 type metadataFetcher struct {
-	s    *services
-	port uint16
+	d    *Daemon
+	cfg  probe.MetadataConfig
 	kick chan struct{}
 
 	mu      sync.Mutex
@@ -38,8 +40,9 @@ type pendingMagnet struct {
 	fetching bool
 }
 
-func newMetadataFetcher(s *services, port uint16) *metadataFetcher {
-	return &metadataFetcher{s: s, port: port, kick: make(chan struct{}, 1), pending: make(map[metainfo.Hash]*pendingMagnet)}
+func newMetadataFetcher(d *Daemon, cfg probe.MetadataConfig) *metadataFetcher {
+	cfg.Logger = d.cfg.Logger // FetchMetadata adds its own component and torrent
+	return &metadataFetcher{d: d, cfg: cfg, kick: make(chan struct{}, 1), pending: make(map[metainfo.Hash]*pendingMagnet)}
 }
 
 func (f *metadataFetcher) watch(e *discovery.Entry) {
@@ -145,19 +148,16 @@ func (f *metadataFetcher) release(id metainfo.Hash) {
 
 func (f *metadataFetcher) fetch(ctx context.Context, job metadataJob) {
 	defer f.release(job.id)
-	log := f.s.log.With("component", "metadata", "infohash", job.magnet.Label())
-	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
+	log := f.d.cfg.Logger.With("component", "metadata", "infohash", job.magnet.Label())
+	ctx, cancel := context.WithTimeout(ctx, MetadataTimeout)
 	defer cancel()
-	t, err := probe.FetchMetadata(ctx, probe.MetadataConfig{
-		ListenPort:  f.port,
-		DialTimeout: time.Duration(f.s.cfg.Probe.ConnectTimeout),
-		Logger:      f.s.log, // FetchMetadata adds its own component and torrent
-	}, job.magnet, job.peers)
+	t, err := probe.FetchMetadata(ctx, f.cfg, job.magnet, job.peers)
 	if err != nil {
 		log.Info("metadata not fetched yet", "peers", len(job.peers), "err", err)
 		return
 	}
-	if _, err := f.s.registry.SetMetadata(job.id, t.Info); err != nil {
+	e, err := f.d.registry.SetMetadata(job.id, t.Info)
+	if err != nil {
 		log.Warn("fetched metadata rejected", "err", err)
 		return
 	}
@@ -167,13 +167,13 @@ func (f *metadataFetcher) fetch(ctx context.Context, job metadataJob) {
 	var found []discovery.Sighting
 	if p, ok := f.pending[job.id]; ok {
 		for a, src := range p.peers {
-			found = append(found, discovery.Sighting{Torrent: job.id, Addr: a, Source: src, At: time.Now()})
+			found = append(found, discovery.Sighting{Torrent: job.id, Addr: a, Source: src})
 		}
 	}
 	f.mu.Unlock()
 	// The torrent is active now: start probing, and hand over the peers found so far.
-	f.s.apply(time.Now())
+	f.d.activated(e)
 	for _, sg := range found {
-		f.s.sched.Add(sg)
+		f.d.route(sg)
 	}
 }

@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/btda/btda/discovery"
+	"github.com/btda/btda/discovery/metainfo"
+	"github.com/btda/btda/probe"
+	"github.com/btda/btda/probe/scheduler"
+)
+
+// readSightings passes what trackers and the DHT send to route, until ctx is done.
+func (d *Daemon) readSightings(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case sg := <-d.sightings:
+			d.route(sg)
+		}
+	}
+}
+
+// route is the one filter every sighting passes on its way to the scheduler, whatever its
+// source (trackers and the DHT through the sightings channel, PEX from probe sessions, a
+// magnet's x.pe peers):
+//
+//   - a torrent not watched is dropped; the watch list holds this instance's shard only
+//     (Shard.Keep), so a torrent of another shard is dropped here too;
+//   - the torrent's wire hash is rewritten to its registry ID (a hybrid's peers may use
+//     either of its two hashes; the scheduler, the recorder and the metrics key by ID);
+//   - a magnet still waiting for its metadata gets the peer as a metadata candidate
+//     instead (its piece count is unknown, so it cannot be probed yet).
+func (d *Daemon) route(sg discovery.Sighting) {
+	e, ok := d.registry.Lookup(sg.Torrent)
+	if !ok {
+		return
+	}
+	sg.Torrent = e.ID
+	if e.Pending() {
+		d.metadata.candidate(e.ID, sg.Addr, sg.Source)
+		return
+	}
+	d.sched.Add(sg)
+}
+
+// routePEX routes the PEX peers a session with a peer of torrent learned.
+func (d *Daemon) routePEX(torrent metainfo.Hash, obs *probe.Observation) {
+	for _, a := range obs.PEX {
+		d.route(discovery.Sighting{Torrent: torrent, Addr: a, Source: discovery.SourcePEX})
+	}
+}
+
+// probe runs the session the scheduler asks for.
+func (d *Daemon) probe(ctx context.Context, t scheduler.Target) probe.Observation {
+	return d.prober.Probe(ctx, probe.Target{Torrent: t.Torrent, Pieces: d.pieces(t.Torrent), Addr: t.Addr, Source: t.Source})
+}
+
+// result takes the observation of a session the scheduler started: it is counted,
+// recorded, and its PEX peers are routed. The scheduler reschedules the peer itself.
+func (d *Daemon) result(t scheduler.Target, obs probe.Observation) {
+	d.observed(&obs)
+	// The target's hash: a session that failed early may leave obs.Torrent empty.
+	d.routePEX(t.Torrent, &obs)
+}
+
+// incoming takes the observation of a session the listener ran. Its torrent is the ID (a
+// hybrid's v2 peers handshake with the truncated v2 hash); the scheduler learns of the
+// peer (its listen port makes it visitable) and its PEX peers are routed.
+func (d *Daemon) incoming(obs probe.Observation) {
+	if e, ok := d.registry.Lookup(obs.Torrent); ok {
+		obs.Torrent = e.ID
+	}
+	d.observed(&obs)
+	d.sched.Observed(obs)
+	d.routePEX(obs.Torrent, &obs)
+}
+
+// observed counts a session in the probe metrics and hands it to the recorder.
+func (d *Daemon) observed(obs *probe.Observation) {
+	d.metrics.Observe(obs)
+	// The recorder's queue is the back-pressure; it only refuses once stopped.
+	_ = d.recorder.Record(context.Background(), *obs)
+}
+
+// lookupActive routes an incoming handshake to a torrent whose piece count is known.
+func (d *Daemon) lookupActive(h metainfo.Hash) (int, bool) {
+	e, ok := d.registry.Lookup(h)
+	if !ok || e.Pending() {
+		return 0, false
+	}
+	return e.Torrent.Pieces, true
+}
+
+func (d *Daemon) pieces(id metainfo.Hash) int {
+	n, _ := d.lookupActive(id)
+	return n
+}
