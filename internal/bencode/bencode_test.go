@@ -15,7 +15,7 @@ func TestScan(t *testing.T) {
 		name string
 		in   string
 		o    Options
-		want Doc   // when err is ""
+		want Doc    // when err is ""
 		err  string // substring of the error
 		off  int    // the error's offset
 	}{
