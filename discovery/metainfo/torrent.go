@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zeebo/bencode"
+	"github.com/btda/btda/internal/bencode"
 )
 
 // Hard limits against hostile or broken input. A torrent beyond them is rejected with an
@@ -46,6 +46,25 @@ const (
 	MaxNodes = 256
 	// maxTotalLength keeps sums of file lengths far from int64 overflow.
 	maxTotalLength = int64(MaxPieces) * MaxPieceLength
+
+	// MaxNesting is the deepest list/dict nesting accepted (libtorrent's bdecode uses 100).
+	MaxNesting = bencode.DefaultMaxDepth
+	// MaxItems is the most bencode values one document may hold.
+	MaxItems = bencode.DefaultMaxItems
+)
+
+// The bencode rules, checked by internal/bencode before any value is decoded: the bytes
+// that are hashed must have one spelling, so integers and string lengths are canonical, and
+// a repeated key (which decoders resolve differently) is refused inside the info dictionary
+// and for the "info" key itself; outside it a repeat is only counted.
+var (
+	limits = bencode.Limits{MaxDepth: MaxNesting, MaxItems: MaxItems}
+	// torrentOptions: trailing bytes after a .torrent (often a newline) are ignored, as
+	// libtorrent does: the info bytes, and so the hashes, are unaffected.
+	torrentOptions = bencode.Options{Limits: limits, Canonical: true, Key: "info", Trailing: bencode.TrailingAny}
+	// infoOptions: an info dictionary on its own (BEP 9 metadata) is exactly the hashed
+	// bytes, so nothing may follow it.
+	infoOptions = bencode.Options{Limits: limits, Canonical: true, NoDuplicates: true}
 )
 
 // Kind says which BitTorrent metainfo versions a torrent carries.
@@ -229,31 +248,19 @@ func Parse(data []byte) (*Torrent, error) {
 	if len(data) > MaxTorrentFileSize {
 		return nil, fmt.Errorf("torrent: %d bytes, more than the %d byte limit", len(data), MaxTorrentFileSize)
 	}
-	// Trailing bytes (often a newline) are ignored, as libtorrent does: the info bytes, and
-	// so the hashes, are unaffected.
-	scan, err := scanDocument(data, false)
+	if len(data) > 0 && data[0] != 'd' {
+		return nil, errors.New("torrent: top level is not a dictionary")
+	}
+	top, doc, err := bencode.DecodeDict(data, torrentOptions)
 	if err != nil {
 		return nil, err
 	}
-	start, end := scan.infoStart, scan.infoEnd
-	if data[0] != 'd' {
-		return nil, errors.New("torrent: top level is not a dictionary")
-	}
-	if start < 0 {
+	if doc.KeyStart < 0 {
 		return nil, errField("info", "missing")
 	}
-	var top map[string]bencode.RawMessage
-	if err := bencode.DecodeBytes(data, &top); err != nil {
-		return nil, fmt.Errorf("torrent: %w", err)
-	}
-	// The hash is over the bytes as they stand; the decoder's raw copy must be exactly the
-	// span the strict scan found (a repeated "info" key was already refused there).
-	info := data[start:end]
-	if !bytes.Equal(top["info"], info) {
-		return nil, errField("info", "raw bytes differ between decoders")
-	}
-	// A copy, so that the Torrent does not pin the whole file (piece layers can be large).
-	t, err := parseInfo(bytes.Clone(info))
+	// The hash is over the info bytes as they stand. A copy, so that the Torrent does not
+	// pin the whole file (piece layers can be large).
+	t, err := parseInfo(bytes.Clone(data[doc.KeyStart:doc.KeyEnd]))
 	if err != nil {
 		return nil, err
 	}
@@ -262,8 +269,8 @@ func Parse(data []byte) (*Torrent, error) {
 		if k == "info" {
 			continue
 		}
-		var v any
-		if err := bencode.DecodeBytes(raw, &v); err != nil {
+		v, err := bencode.Decode(raw, bencode.Options{Limits: limits})
+		if err != nil {
 			return nil, errField(k, "%v", err)
 		}
 		rest[k] = v
@@ -271,11 +278,11 @@ func Parse(data []byte) (*Torrent, error) {
 	if err := t.parseExtras(rest); err != nil {
 		return nil, err
 	}
-	if scan.trailing > 0 {
-		t.Warnings = append(t.Warnings, fmt.Sprintf("%d bytes of trailing data after the torrent (ignored)", scan.trailing))
+	if trailing := len(data) - doc.Len; trailing > 0 {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("%d bytes of trailing data after the torrent (ignored)", trailing))
 	}
-	if scan.dupOutside > 0 {
-		t.Warnings = append(t.Warnings, fmt.Sprintf("%d repeated dictionary keys outside the info dictionary (the last value is used)", scan.dupOutside))
+	if doc.Duplicates > 0 {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("%d repeated dictionary keys outside the info dictionary (the last value is used)", doc.Duplicates))
 	}
 	return t, nil
 }
@@ -296,9 +303,6 @@ func FromInfo(info []byte, m *Magnet) (*Torrent, error) {
 	}
 	if !m.InfoHashV2.IsZero() && HashV2(sha256.Sum256(info)) != m.InfoHashV2 {
 		return nil, fmt.Errorf("metadata: SHA-256 %x does not match the magnet's btmh %s", sha256.Sum256(info), m.InfoHashV2)
-	}
-	if _, err := scanDocument(info, true); err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	t, err := parseInfo(bytes.Clone(info))
 	if err != nil {
@@ -322,14 +326,15 @@ func FromInfo(info []byte, m *Magnet) (*Torrent, error) {
 	return t, nil
 }
 
-// parseInfo parses an info dictionary's raw bytes (already scanned as valid bencode).
+// parseInfo parses an info dictionary's raw bytes, checked against infoOptions first.
 func parseInfo(info []byte) (*Torrent, error) {
-	if len(info) == 0 || info[0] != 'd' {
-		return nil, errField("info", "want a dictionary")
+	v, err := bencode.Decode(info, infoOptions)
+	if err != nil {
+		return nil, err
 	}
-	var raw map[string]any
-	if err := bencode.DecodeBytes(info, &raw); err != nil {
-		return nil, fmt.Errorf("info: %w", err)
+	raw, ok := v.(map[string]any)
+	if !ok {
+		return nil, errField("info", "want a dictionary")
 	}
 	d := dict(raw)
 	t := &Torrent{

@@ -5,8 +5,8 @@ import (
 	"sort"
 )
 
-// dict is a decoded bencode dictionary as zeebo/bencode produces it when decoding into
-// interface{}: int64, string, []any, map[string]any.
+// dict is a decoded bencode dictionary as internal/bencode.Decode produces it: int64,
+// string, []any, map[string]any.
 type dict map[string]any
 
 // typeName names a decoded bencode value's type for error messages.
@@ -106,4 +106,11 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

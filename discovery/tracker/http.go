@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/btda/btda/discovery/metainfo"
+	"github.com/btda/btda/internal/bencode"
 )
 
 // maxIntervalSeconds caps what a tracker may ask for, so that a garbage interval cannot
@@ -211,10 +212,15 @@ func httpScrape(ctx context.Context, c *http.Client, cfg Config, scrape string, 
 	return decodeHTTPScrape(body, h)
 }
 
+// replyOptions are the rules for tracker replies. They nest three levels at most (dict →
+// peers list → peer dict), so a deeper body is garbage, not worth a deep stack; trailing
+// whitespace is tolerated (some trackers end with a newline).
+var replyOptions = bencode.Options{Limits: bencode.Limits{MaxDepth: 16}, Trailing: bencode.TrailingSpace}
+
 // dictOf decodes body as a top-level bencoded dictionary (the 2015 tool crashed when it
 // was a list) and reads `failure reason`.
 func dictOf(body []byte) (map[string]any, error) {
-	v, err := decodeBencode(body)
+	v, err := bencode.Decode(body, replyOptions)
 	if err != nil {
 		return nil, withReason(ReasonBadResponse, "%v (body starts %q)", err, snippet(body))
 	}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"net/netip"
 	"testing"
 )
 
@@ -70,6 +71,48 @@ func BenchmarkPieceSetMerge(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.Merge(bf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// A libtorrent-like extension handshake: the bencode path every connection takes once.
+var benchExtHandshake = []byte("d12:complete_agoi-1e1:md11:lt_donthavei7e11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei31235e1:pi6881e4:reqqi500e11:upload_onlyi0e1:v16:libtorrent/2.0.96:yourip4:\x7f\x00\x00\x01e")
+
+func BenchmarkParseExtHandshake(b *testing.B) {
+	b.SetBytes(int64(len(benchExtHandshake)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseExtHandshake(benchExtHandshake); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseMetadataMsg(b *testing.B) {
+	p := AppendMetadataMsg(nil, MetadataMsg{Type: MetadataData, Piece: 3, TotalSize: 5 * MetadataBlock, Data: make([]byte, MetadataBlock)})
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseMetadataMsg(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParsePEX(b *testing.B) {
+	var pex PEX
+	for i := range 50 {
+		pex.Added = append(pex.Added, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 3, 0, byte(i + 1)}), uint16(1000+i)))
+	}
+	p, err := AppendPEX(nil, pex)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParsePEX(p); err != nil {
 			b.Fatal(err)
 		}
 	}

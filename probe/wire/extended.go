@@ -5,7 +5,9 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/zeebo/bencode"
+	zeebo "github.com/zeebo/bencode"
+
+	"github.com/btda/btda/internal/bencode"
 )
 
 // Extension names (BEP 10 `m` keys) btda speaks.
@@ -40,6 +42,22 @@ type ExtHandshake struct {
 	ShareMode    bool           // libtorrent share mode
 }
 
+// dictOptions are the rules for extension message dicts. 32 levels is far more than any
+// extension message nests; trailing bytes are allowed because a ut_metadata data message
+// carries its raw piece after the dict.
+var dictOptions = bencode.Options{Limits: bencode.Limits{MaxDepth: 32}, Trailing: bencode.TrailingAny}
+
+// decodeDict checks that b starts with one well-formed dict and splits it into raw values,
+// so one field of an unexpected type does not lose the others. It returns the number of
+// bytes the dict used.
+func decodeDict(b []byte) (map[string]bencode.Raw, int, error) {
+	m, doc, err := bencode.DecodeDict(b, dictOptions)
+	if err != nil {
+		return nil, 0, violation(KindBencode, "%v", err)
+	}
+	return m, doc.Len, nil
+}
+
 // Caps on extension handshake contents, to keep a hostile peer's dict small in memory.
 const (
 	maxExtNames = 64
@@ -56,44 +74,43 @@ func ParseExtHandshake(payload []byte) (ExtHandshake, error) {
 		return h, violation(KindExtHandshake, "%v", err)
 	}
 	if raw, ok := d["m"]; ok && len(raw) > 0 && raw[0] == 'd' {
-		var m map[string]bencode.RawMessage
-		if bencode.DecodeBytes(raw, &m) == nil {
+		if m, _, err := bencode.DecodeDict(raw, dictOptions); err == nil {
 			h.M = make(map[string]int, min(len(m), maxExtNames))
 			for k, v := range m {
 				if len(h.M) >= maxExtNames || len(k) > 64 {
 					continue
 				}
-				if id, ok := rawInt(v); ok && id > 0 && id <= 255 {
+				if id, ok := v.Int(); ok && id > 0 && id <= 255 {
 					h.M[k] = int(id)
 				}
 			}
 		}
 	}
-	if v, ok := rawBytes(d["v"]); ok {
+	if v, ok := d["v"].Bytes(); ok {
 		if len(v) > maxVLen {
 			v = v[:maxVLen]
 		}
 		h.V = string(v)
 	}
-	if p, ok := rawInt(d["p"]); ok && p > 0 && p <= 65535 {
+	if p, ok := d["p"].Int(); ok && p > 0 && p <= 65535 {
 		h.P = int(p)
 	}
-	if q, ok := rawInt(d["reqq"]); ok && q >= 0 && q <= 1<<30 {
+	if q, ok := d["reqq"].Int(); ok && q >= 0 && q <= 1<<30 {
 		h.Reqq = int(q)
 	}
-	if u, ok := rawInt(d["upload_only"]); ok {
+	if u, ok := d["upload_only"].Int(); ok {
 		h.UploadOnly = u != 0
 	}
-	if s, ok := rawInt(d["share_mode"]); ok {
+	if s, ok := d["share_mode"].Int(); ok {
 		h.ShareMode = s != 0
 	}
-	if s, ok := rawInt(d["metadata_size"]); ok && s >= 0 && s <= 1<<30 {
+	if s, ok := d["metadata_size"].Int(); ok && s >= 0 && s <= 1<<30 {
 		h.MetadataSize = int(s)
 	}
-	if c, ok := rawInt(d["complete_ago"]); ok && c >= 0 && c <= 1<<31-1 {
+	if c, ok := d["complete_ago"].Int(); ok && c >= 0 && c <= 1<<31-1 {
 		h.CompleteAgo = int(c)
 	}
-	if ip, ok := rawBytes(d["yourip"]); ok {
+	if ip, ok := d["yourip"].Bytes(); ok {
 		if a, ok := netip.AddrFromSlice(ip); ok {
 			h.YourIP = a.Unmap()
 		}
@@ -141,7 +158,7 @@ func AppendExtHandshake(dst []byte, h ExtHandshake) ([]byte, error) {
 		c := h.CompleteAgo
 		w.CompleteAgo = &c
 	}
-	b, err := bencode.EncodeBytes(w)
+	b, err := zeebo.EncodeBytes(w)
 	if err != nil {
 		return dst, err
 	}
@@ -174,11 +191,11 @@ func ParseMetadataMsg(payload []byte) (MetadataMsg, error) {
 	if err != nil {
 		return m, violation(KindMetadata, "%v", err)
 	}
-	t, ok := rawInt(d["msg_type"])
+	t, ok := d["msg_type"].Int()
 	if !ok || t < MetadataRequest || t > MetadataReject {
 		return m, violation(KindMetadata, "missing or unknown msg_type")
 	}
-	p, ok := rawInt(d["piece"])
+	p, ok := d["piece"].Int()
 	if !ok || p < 0 || p > 1<<20 {
 		return m, violation(KindMetadata, "missing or out-of-range piece")
 	}
@@ -186,7 +203,7 @@ func ParseMetadataMsg(payload []byte) (MetadataMsg, error) {
 	rest := payload[n:]
 	switch m.Type {
 	case MetadataData:
-		ts, ok := rawInt(d["total_size"])
+		ts, ok := d["total_size"].Int()
 		if !ok || ts <= 0 || ts > 1<<30 {
 			return m, violation(KindMetadata, "data message without a valid total_size")
 		}
@@ -246,8 +263,8 @@ func ParsePEX(payload []byte) (PEX, error) {
 	if p.Added, n6, err = compactList(d, "added6", 18, p.Added); err != nil {
 		return p, err
 	}
-	f4, _ := rawBytes(d["added.f"])
-	f6, _ := rawBytes(d["added6.f"])
+	f4, _ := d["added.f"].Bytes()
+	f6, _ := d["added6.f"].Bytes()
 	if (len(f4) > 0 || len(f6) > 0) && len(f4) >= n4 && len(f6) >= n6 {
 		p.AddedFlags = make([]byte, 0, n4+n6)
 		p.AddedFlags = append(p.AddedFlags, f4[:n4]...)
@@ -267,12 +284,12 @@ func ParsePEX(payload []byte) (PEX, error) {
 
 // compactList appends the valid entries of compact list key to dst. It returns the number
 // of raw entries it took (for pairing with flags).
-func compactList(d map[string]bencode.RawMessage, key string, size int, dst []netip.AddrPort) ([]netip.AddrPort, int, error) {
+func compactList(d map[string]bencode.Raw, key string, size int, dst []netip.AddrPort) ([]netip.AddrPort, int, error) {
 	raw, ok := d[key]
 	if !ok {
 		return dst, 0, nil
 	}
-	b, ok := rawBytes(raw)
+	b, ok := raw.Bytes()
 	if !ok {
 		return dst, 0, violation(KindPEX, "%s is not a string", key)
 	}
@@ -324,7 +341,7 @@ func AppendPEX(dst []byte, p PEX) ([]byte, error) {
 		Dropped  []byte `bencode:"dropped"`
 		Dropped6 []byte `bencode:"dropped6"`
 	}
-	b, err := bencode.EncodeBytes(wirePEX{a4, f4, a6, f6, d4, d6})
+	b, err := zeebo.EncodeBytes(wirePEX{a4, f4, a6, f6, d4, d6})
 	if err != nil {
 		return dst, err
 	}

@@ -354,17 +354,6 @@ func TestDontHave(t *testing.T) {
 	}
 }
 
-func TestScanValueDepth(t *testing.T) {
-	deep := strings.Repeat("l", 1000) + strings.Repeat("e", 1000)
-	if _, err := scanValue([]byte(deep)); err == nil {
-		t.Fatal("deep nesting accepted")
-	}
-	ok := strings.Repeat("l", 10) + strings.Repeat("e", 10)
-	if n, err := scanValue([]byte(ok)); err != nil || n != 20 {
-		t.Fatal(n, err)
-	}
-}
-
 // A hostile length prefix is refused before anything of its size is allocated.
 func TestDecoderHugePrefixAllocatesNothingBig(t *testing.T) {
 	for _, prefix := range []uint32{0xFFFFFFFF, DefaultMaxExtendedLen + 2, MaxPieceLen + 1} {
