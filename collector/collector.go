@@ -24,17 +24,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Defaults of the zero Config fields, also the configuration file's defaults.
+const (
+	DefaultThreshold = 0.98 // the 2015 tool's torrent_complete_threshold
+	// DefaultBatchSize: bigger batches amortize fsync and page writes; 1,000 keeps a
+	// commit short enough that /metrics never waits long behind it.
+	DefaultBatchSize   = 1000
+	DefaultBatchWait   = time.Second
+	DefaultTopNetworks = 20
+)
+
 // Config configures a Recorder. Zero fields take the defaults in brackets.
 type Config struct {
 	StorePath    string        // bbolt file (required)
 	StoreOptions store.Options // lock timeout, fault injection
-	Threshold    float64       // completion fraction for a confirmed download [0.98]
-	BatchSize    int           // most observations per commit [5000]: bigger batches amortize fsync and page writes
-	BatchWait    time.Duration // longest wait before committing a partial batch [1 s]
+	Threshold    float64       // completion fraction for a confirmed download [DefaultThreshold]
+	BatchSize    int           // most observations per commit [DefaultBatchSize]
+	BatchWait    time.Duration // longest wait before committing a partial batch [DefaultBatchWait]
 	Queue        int           // observations waiting for the writer [4 × BatchSize]
 	Retries      int           // extra attempts for a failed commit before its batch is dropped [3]
 	RetryBackoff time.Duration // wait before the first retry, doubled each time [100 ms]
-	TopNetworks  int           // networks shown in the top-N tables, the rest folded into "other" [20]
+	TopNetworks  int           // networks shown in the top-N tables, the rest folded into "other" [DefaultTopNetworks]
 
 	// KeepRawIP stores each peer's address in its record. Off by default (privacy).
 	KeepRawIP bool
@@ -50,16 +60,16 @@ func (c *Config) defaults() error {
 		return errors.New("collector: no store path")
 	}
 	if c.Threshold == 0 {
-		c.Threshold = 0.98
+		c.Threshold = DefaultThreshold
 	}
 	if c.Threshold <= 0 || c.Threshold > 1 {
 		return fmt.Errorf("collector: threshold %v is not in (0, 1]", c.Threshold)
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 5000
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.BatchWait <= 0 {
-		c.BatchWait = time.Second
+		c.BatchWait = DefaultBatchWait
 	}
 	if c.Queue <= 0 {
 		c.Queue = 4 * c.BatchSize
@@ -73,7 +83,7 @@ func (c *Config) defaults() error {
 		c.RetryBackoff = 100 * time.Millisecond
 	}
 	if c.TopNetworks <= 0 {
-		c.TopNetworks = 20
+		c.TopNetworks = DefaultTopNetworks
 	}
 	return nil
 }

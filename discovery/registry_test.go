@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/btda/btda/discovery/metainfo"
 )
@@ -484,7 +485,12 @@ func TestRegistryConcurrent(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-	if n := runtime.NumGoroutine(); n > before {
+	// Goroutines of earlier tests may still be winding down: wait, bounded, for the count.
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(10 * time.Second); n > before && time.Now().Before(deadline); n = runtime.NumGoroutine() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n > before {
 		t.Errorf("%d goroutines after, %d before", n, before)
 	}
 }

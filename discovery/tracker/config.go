@@ -11,12 +11,12 @@ type Config struct {
 	NumWant  int32         // `numwant`; default 200
 	PeerID   [20]byte      // zero: NewPeerID()
 	Key      uint32        // zero: NewKey()
-	Interval time.Duration // configured tracker request interval; default 300 s (see package doc)
+	Interval time.Duration // configured tracker request interval; default DefaultInterval (see package doc)
 
 	RetryBase time.Duration // first back-off after a failure; default 60 s
 	RetryMax  time.Duration // back-off cap; default 30 min
 
-	HTTPTimeout  time.Duration // whole HTTP request incl. body; default 30 s
+	HTTPTimeout  time.Duration // whole HTTP request incl. body; default DefaultTimeout
 	MaxRedirects int           // default 5
 	MaxBodyBytes int64         // default 2 MiB
 	UserAgent    string        // default "btda/0.1"
@@ -24,7 +24,7 @@ type Config struct {
 	// UDP retransmission (BEP 15): wait UDPBase × 2^n for n = 0..UDPRetries, each wait
 	// capped at UDPMaxWait. BEP 15 says 15 s and n up to 8 (over an hour); the default
 	// stops at n = 2 (15+30+60 s) so that one dead tracker costs less than an interval.
-	UDPBase    time.Duration // default 15 s
+	UDPBase    time.Duration // default DefaultTimeout
 	UDPRetries int           // default 2, at most 8
 	UDPMaxWait time.Duration // default 15 s × 2^8
 
@@ -42,9 +42,20 @@ type Config struct {
 	OnResult func(Result)
 }
 
+// Defaults of the zero Config fields, also the configuration file's defaults.
+const (
+	DefaultNumWant = 200
+	// DefaultInterval is the 2015 tool's tracker_request_interval; a tracker's min
+	// interval still wins.
+	DefaultInterval = 300 * time.Second
+	// DefaultTimeout bounds an HTTP request and is the first UDP wait (BEP 15 doubles it
+	// on each retransmission): the 2015 tool's network_timeout.
+	DefaultTimeout = 6 * time.Second
+)
+
 func (c Config) withDefaults() Config {
 	if c.NumWant == 0 {
-		c.NumWant = 200
+		c.NumWant = DefaultNumWant
 	}
 	if c.PeerID == [20]byte{} {
 		c.PeerID = NewPeerID()
@@ -53,7 +64,7 @@ func (c Config) withDefaults() Config {
 		c.Key = NewKey()
 	}
 	if c.Interval <= 0 {
-		c.Interval = 300 * time.Second
+		c.Interval = DefaultInterval
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = 60 * time.Second
@@ -65,7 +76,7 @@ func (c Config) withDefaults() Config {
 		c.RetryMax = c.RetryBase
 	}
 	if c.HTTPTimeout <= 0 {
-		c.HTTPTimeout = 30 * time.Second
+		c.HTTPTimeout = DefaultTimeout
 	}
 	if c.MaxRedirects <= 0 {
 		c.MaxRedirects = 5
@@ -77,7 +88,7 @@ func (c Config) withDefaults() Config {
 		c.UserAgent = "btda/0.1"
 	}
 	if c.UDPBase <= 0 {
-		c.UDPBase = 15 * time.Second
+		c.UDPBase = DefaultTimeout
 	}
 	if c.UDPRetries <= 0 {
 		c.UDPRetries = 2

@@ -10,12 +10,19 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/btda/btda/collector"
+	"github.com/btda/btda/discovery/dht"
+	"github.com/btda/btda/discovery/tracker"
+	"github.com/btda/btda/probe"
+	"github.com/btda/btda/probe/scheduler"
 )
 
 // Duration is a time.Duration written as a Prometheus ("5m", "1h", "2d") or Go ("1.5s",
@@ -146,44 +153,36 @@ type Metrics struct {
 	TopNetworks int `yaml:"top_networks"` // networks listed by name; the rest fold into "other"
 }
 
-// DefaultBootstrapNodes are the public Mainline DHT routers: production defaults only.
-// Tests and development runs always override them with loopback nodes.
-var DefaultBootstrapNodes = []string{
-	"router.bittorrent.com:6881",
-	"router.utorrent.com:6881",
-	"dht.transmissionbt.com:6881",
-	"dht.libtorrent.org:25401",
-}
-
 // Default returns the configuration used for every key the file leaves out.
 func Default() Config {
 	return Config{
-		Torrents: Torrents{Directory: "input", MagnetFile: "input/magnet.txt", CompletionThreshold: 0.98},
-		Peer:     Peer{ListenAddress: ":6884", IncomingPerIP: 4, IncomingTotal: 2000},
+		Torrents: Torrents{Directory: "input", MagnetFile: "input/magnet.txt", CompletionThreshold: collector.DefaultThreshold},
+		Peer:     Peer{ListenAddress: probe.DefaultListenAddress, IncomingPerIP: probe.DefaultMaxPerIP, IncomingTotal: probe.DefaultMaxTotal},
 		Probe: Probe{
-			Concurrency:      2000,
-			ConnectTimeout:   Duration(6 * time.Second),
-			HandshakeTimeout: Duration(6 * time.Second),
-			QuietWindow:      Duration(6 * time.Second),
-			MessageCap:       256,
-			SessionCap:       Duration(30 * time.Second),
-			RevisitDelay:     Duration(300 * time.Second),
-			RetryAttempts:    5,
-			RetryBackoff:     Duration(30 * time.Second),
-			ForgetAfter:      Duration(24 * time.Hour),
-			SendInterested:   true,
+			Concurrency:      scheduler.DefaultMaxInFlight,
+			ConnectTimeout:   Duration(probe.DefaultDialTimeout),
+			HandshakeTimeout: Duration(probe.DefaultHandshakeTimeout),
+			QuietWindow:      Duration(probe.DefaultQuietWindow),
+			MessageCap:       probe.DefaultMaxMessages,
+			SessionCap:       Duration(probe.DefaultSessionCap),
+			RevisitDelay:     Duration(scheduler.DefaultRevisitDelay),
+			RetryAttempts:    scheduler.DefaultMaxRetries,
+			RetryBackoff:     Duration(scheduler.DefaultRetryBase),
+			ForgetAfter:      Duration(scheduler.DefaultForgetAfter),
+			SendInterested:   true, // off in the library, whose callers may not want it
 		},
-		Trackers: Trackers{Enabled: true, RequestInterval: Duration(300 * time.Second), Timeout: Duration(6 * time.Second), NumWant: 200},
+		Trackers: Trackers{Enabled: true, RequestInterval: Duration(tracker.DefaultInterval),
+			Timeout: Duration(tracker.DefaultTimeout), NumWant: tracker.DefaultNumWant},
 		DHT: DHT{
 			Enabled:         true,
-			ListenAddress:   ":17000",
-			BootstrapNodes:  append([]string(nil), DefaultBootstrapNodes...),
-			RequestInterval: Duration(300 * time.Second),
-			LookupTimeout:   Duration(60 * time.Second),
+			ListenAddress:   ":" + strconv.Itoa(dht.DefaultPort),
+			BootstrapNodes:  slices.Clone(dht.DefaultBootstrap),
+			RequestInterval: Duration(dht.DefaultInterval),
+			LookupTimeout:   Duration(dht.DefaultLookupTimeout),
 		},
-		Storage: Storage{Path: "btda.db", CommitInterval: Duration(time.Second), CommitBatch: 1000},
+		Storage: Storage{Path: "btda.db", CommitInterval: Duration(collector.DefaultBatchWait), CommitBatch: collector.DefaultBatchSize},
 		GeoIP:   GeoIP{AnonymizeIPs: true},
-		Metrics: Metrics{TopNetworks: 20},
+		Metrics: Metrics{TopNetworks: collector.DefaultTopNetworks},
 	}
 }
 
