@@ -69,25 +69,25 @@ func (v *committedView) copy() *store.Aggregates {
 const storeSubsystem = "store"
 
 var (
-	confirmedDesc = metricdef.NewDesc("", "confirmed_downloads_total",
+	confirmedDesc = metricdef.Desc("", "confirmed_downloads_total",
 		"Confirmed downloads: peers seen below the completion threshold and later at or above it.",
 		"infohash", "country", "continent")
-	seedsDesc = metricdef.NewDesc("", "peers_seed_first_seen_total",
+	seedsDesc = metricdef.Desc("", "peers_seed_first_seen_total",
 		"Peer identities first seen at or above the completion threshold.", "infohash")
-	partialDesc = metricdef.NewDesc("", "partial_seeds_total",
+	partialDesc = metricdef.Desc("", "partial_seeds_total",
 		"Peer identities that announced upload_only below the completion threshold (BEP 21).", "infohash")
-	peersDesc = metricdef.NewDesc("", "peer_identities_total",
+	peersDesc = metricdef.Desc("", "peer_identities_total",
 		"Distinct peer identities (torrent, IP, listen port) stored.", "infohash")
-	bytesDesc = metricdef.NewDesc("", "peer_downloaded_bytes_total",
+	bytesDesc = metricdef.Desc("", "peer_downloaded_bytes_total",
 		"Bytes peers gained between progress points while downloading, by country.", "country")
-	secondsDesc = metricdef.NewDesc("", "peer_observed_seconds_total",
+	secondsDesc = metricdef.Desc("", "peer_observed_seconds_total",
 		"Seconds between the progress points behind btda_peer_downloaded_bytes_total, by country.", "country")
-	netConfDesc = metricdef.NewDesc("", "network_confirmed_downloads",
+	netConfDesc = metricdef.Desc("", "network_confirmed_downloads",
 		"Confirmed downloads of the top networks (ASN organisation or registered domain), the rest in \"other\".", "network")
-	netPeersDesc = metricdef.NewDesc("", "network_peers",
+	netPeersDesc = metricdef.Desc("", "network_peers",
 		"Peer identities of the top networks (ASN organisation or registered domain), the rest in \"other\".", "network")
-	sizeDesc  = metricdef.NewDesc(storeSubsystem, "size_bytes", "Size of the store file.")
-	knownDesc = metricdef.NewDesc(storeSubsystem, "known_peers", "Peer identities in the store.")
+	sizeDesc  = metricdef.Desc(storeSubsystem, "size_bytes", "Size of the store file.")
+	knownDesc = metricdef.Desc(storeSubsystem, "known_peers", "Peer identities in the store.")
 )
 
 func newMetrics(c *Recorder, agg *store.Aggregates, size int64) *metrics {

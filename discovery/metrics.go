@@ -9,8 +9,8 @@ import (
 )
 
 var (
-	torrentsDesc = metricdef.NewDesc("", "torrents", "Watched torrents by state and kind.", "state", "kind")
-	torrentInfo  = metricdef.NewDesc("", "torrent_info", "Watched torrents: names and shapes for the infohash label.",
+	torrentsDesc = metricdef.Desc("", "torrents", "Watched torrents by state and kind.", "state", "kind")
+	torrentInfo  = metricdef.Desc("", "torrent_info", "Watched torrents: names and shapes for the infohash label.",
 		"infohash", "name", "pieces", "piece_length")
 )
 

@@ -23,10 +23,10 @@ type Metrics struct {
 }
 
 var (
-	inFlightDesc = metricdef.NewDesc(subsystem, "sessions_in_flight", "Active probe sessions running now.")
-	limitDesc    = metricdef.NewDesc(subsystem, "sessions_limit", "The most active probe sessions allowed at once.")
-	incomingDesc = metricdef.NewDesc(subsystem, "incoming_connections_total", "Incoming peer connections accepted by the listener.")
-	rejectedDesc = metricdef.NewDesc(subsystem, "incoming_rejected_total", "Incoming connections closed before a session, by reason.", "reason")
+	inFlightDesc = metricdef.Desc(subsystem, "sessions_in_flight", "Active probe sessions running now.")
+	limitDesc    = metricdef.Desc(subsystem, "sessions_limit", "The most active probe sessions allowed at once.")
+	incomingDesc = metricdef.Desc(subsystem, "incoming_connections_total", "Incoming peer connections accepted by the listener.")
+	rejectedDesc = metricdef.Desc(subsystem, "incoming_rejected_total", "Incoming connections closed before a session, by reason.", "reason")
 )
 
 // NewMetrics returns the probe metrics of p and l (nil: no listener); limit is the most

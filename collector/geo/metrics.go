@@ -31,7 +31,7 @@ func (r *RDNS) newMetrics(reg prometheus.Registerer) error {
 	return nil
 }
 
-var loadedDesc = metricdef.NewDesc(subsystem, "database_loaded",
+var loadedDesc = metricdef.Desc(subsystem, "database_loaded",
 	"Whether the GeoIP database is loaded (1) or not (0).", "database")
 
 // dbCollector reads which databases are loaded at scrape time.

@@ -108,15 +108,15 @@ type tableCollector struct {
 func newTableCollector(n *Node) *tableCollector {
 	return &tableCollector{
 		n: n,
-		nodes: metricdef.NewDesc(subsystem, "routing_table_nodes",
+		nodes: metricdef.Desc(subsystem, "routing_table_nodes",
 			"Nodes in the DHT routing table.", "family"),
-		good: metricdef.NewDesc(subsystem, "routing_table_good_nodes",
+		good: metricdef.Desc(subsystem, "routing_table_good_nodes",
 			"Good nodes (answered recently) in the DHT routing table.", "family"),
-		outstanding: metricdef.NewDesc(subsystem, "outstanding_transactions",
+		outstanding: metricdef.Desc(subsystem, "outstanding_transactions",
 			"KRPC queries awaiting an answer.", "family"),
-		queriesSent: metricdef.NewDesc(subsystem, "queries_sent_total",
+		queriesSent: metricdef.Desc(subsystem, "queries_sent_total",
 			"KRPC queries sent to other DHT nodes.", "family"),
-		announcesSent: metricdef.NewDesc(subsystem, "announces_sent_total",
+		announcesSent: metricdef.Desc(subsystem, "announces_sent_total",
 			"announce_peer queries we sent that got a success answer.", "family"),
 	}
 }

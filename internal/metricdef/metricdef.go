@@ -15,8 +15,8 @@ func Name(subsystem, name string) string {
 	return prometheus.BuildFQName(Namespace, subsystem, name)
 }
 
-// NewDesc describes a scrape-time metric of a subsystem.
-func NewDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
+// Desc describes a scrape-time metric of a subsystem.
+func Desc(subsystem, name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(Name(subsystem, name), help, labels, nil)
 }
 
