@@ -118,8 +118,8 @@ func TestDecoderSkip(t *testing.T) {
 	var in []byte
 	in = append(in, 0, 0, 0, 0)
 	in = append(in, msgBytes(Bitfield, bytes.Repeat([]byte{0xFF}, 100<<10)...)...) // unchecked size
-	in = append(in, msgBytes(Have, 1, 2)...)                                          // wrong size, skipped
-	in = append(in, msgBytes(0x42, 'z', 'z', 'z')...)                                 // unknown id, skipped
+	in = append(in, msgBytes(Have, 1, 2)...)                                       // wrong size, skipped
+	in = append(in, msgBytes(0x42, 'z', 'z', 'z')...)                              // unknown id, skipped
 	in = append(in, msgBytes(Extended, 3, 'h', 'i')...)
 	in = append(in, msgBytes(Extended)...) // no extended id
 	cr := &countingReader{r: bytes.NewReader(in)}
