@@ -497,10 +497,12 @@ func FuzzFetchMetadataPeer(f *testing.F) {
 	f.Add(append(hs(len(info)), data(0, len(info)+1, info)...))
 	f.Add(append(hs(len(info)), ext(wire.OurMetadataID, []byte("d8:msg_typei0e5:piecei0ee"))...))
 	f.Add([]byte{0xFF, 0xFF, 0xFF, 0xFF, 20})
+	f.Add(append(ext(7, make([]byte, 40<<10)), good...))
 	f.Add([]byte{0, 0, 0, 1, 20})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		cfg := MetadataConfig{IdleTimeout: time.Second, HandshakeTimeout: time.Second, PeerTimeout: 5 * time.Second,
+			Budget: wire.NewBudget(32 << 10),
 			Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				ours, theirs := net.Pipe()
 				go func() {
@@ -513,6 +515,9 @@ func FuzzFetchMetadataPeer(f *testing.F) {
 				return ours, nil
 			}}
 		tor, err := FetchMetadata(context.Background(), cfg, m, []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:1")})
+		if u := cfg.Budget.Used(); u != 0 {
+			t.Fatalf("%d budget bytes held after the fetch", u)
+		}
 		if err == nil {
 			if !bytes.Equal(tor.Info, info) {
 				t.Fatalf("accepted %d info bytes that are not the magnet's", len(tor.Info))
