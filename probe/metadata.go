@@ -101,7 +101,7 @@ const (
 	MetadataReasonClosed       = "closed"             // the peer closed or reset mid-transfer
 	MetadataReasonCanceled     = "canceled"           // the caller's context ended
 	MetadataReasonNotTried     = "not_tried"          // never dialled: the context ended first
-	MetadataReasonLocal        = "local_error"        // our side failed (descriptors, ports)
+	MetadataReasonLocal        = "local_error"        // our side failed (descriptors, ports, buffer budget)
 )
 
 const mdReadBuffer = 4096
