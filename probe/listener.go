@@ -56,7 +56,8 @@ type Listener struct {
 	accepted, sessions, unknown, overIP, overTotal, notBT, hsFailed atomic.Uint64
 }
 
-// NewListener returns a listener whose sessions run with p's configuration.
+// NewListener returns a listener whose sessions run with p's configuration, and draw on
+// its buffer Budget together with p's outgoing sessions.
 func NewListener(p *Prober, cfg ListenerConfig) (*Listener, error) {
 	if p == nil || cfg.Lookup == nil || cfg.Deliver == nil {
 		return nil, errors.New("probe: NewListener needs a Prober, Lookup and Deliver")

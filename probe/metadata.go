@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -39,6 +37,11 @@ type MetadataConfig struct {
 	PeerTimeout      time.Duration // hard cap on one peer; default 60 s
 	Window           int           // piece requests outstanding per peer; default 8
 
+	// Budget caps large message-body buffers (see SessionConfig.Budget); share the
+	// Prober's (Prober.Config().Budget) to bound sessions and fetches together. nil: one
+	// of DefaultBufferBudget bytes for this call.
+	Budget *wire.Budget
+
 	// Dial replaces net.Dialer.DialContext (tests, proxies). It must honour ctx.
 	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger *slog.Logger // default: discard
@@ -68,11 +71,11 @@ func (c *MetadataConfig) setDefaults() error {
 		c.Version = "dev"
 	}
 	// The session defaults already know how to make a peer id and a logger.
-	sc := SessionConfig{PeerID: c.PeerID, Logger: c.Logger}
+	sc := SessionConfig{PeerID: c.PeerID, Logger: c.Logger, Budget: c.Budget}
 	if err := sc.setDefaults(); err != nil {
 		return err
 	}
-	c.PeerID, c.Logger = sc.PeerID, sc.Logger
+	c.PeerID, c.Logger, c.Budget = sc.PeerID, sc.Logger, sc.Budget
 	if c.Dial == nil {
 		d := &net.Dialer{}
 		c.Dial = d.DialContext
@@ -98,15 +101,10 @@ const (
 	MetadataReasonClosed       = "closed"             // the peer closed or reset mid-transfer
 	MetadataReasonCanceled     = "canceled"           // the caller's context ended
 	MetadataReasonNotTried     = "not_tried"          // never dialled: the context ended first
-	MetadataReasonLocal        = "local_error"        // our side failed (descriptors, ports)
+	MetadataReasonLocal        = "local_error"        // our side failed (descriptors, ports, buffer budget)
 )
 
-const (
-	// maxMetadataFrame bounds any message on a metadata connection: it covers a bitfield
-	// for wire.MaxPieces pieces (512 KiB) and a 16 KiB ut_metadata piece.
-	maxMetadataFrame = wire.DefaultMaxExtendedLen
-	mdReadBuffer     = 4096
-)
+const mdReadBuffer = 4096
 
 // MetadataPeerError is why one peer did not give us the metadata.
 type MetadataPeerError struct {
@@ -292,63 +290,11 @@ func (f *fetcher) fromPeer(ctx context.Context, addr netip.AddrPort) (*metainfo.
 	return t, nil
 }
 
-// mdConn frames messages on one metadata connection. It does not use wire.Decoder: with
-// no metadata we do not know the piece count, so bitfields and haves cannot be checked;
-// they are skipped unread, with only the frame length bounded.
-type mdConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	buf  []byte
-}
-
-// next returns the next extended message's id and payload, skipping every other message.
-// The payload is valid until the next call.
-func (c *mdConn) next(deadline time.Time) (uint8, []byte, string, error) {
-	if err := c.conn.SetReadDeadline(deadline); err != nil {
-		return 0, nil, MetadataReasonLocal, err
-	}
-	for {
-		var hdr [5]byte
-		if _, err := io.ReadFull(c.br, hdr[:4]); err != nil {
-			return 0, nil, readReason(err), err
-		}
-		l := binary.BigEndian.Uint32(hdr[:4])
-		if l == 0 {
-			continue // keep-alive
-		}
-		if l > maxMetadataFrame {
-			return 0, nil, MetadataReasonProtocol, &wire.Violation{Kind: wire.KindLengthTooLarge,
-				Detail: fmt.Sprintf("length prefix %d, cap %d", l, maxMetadataFrame)}
-		}
-		if _, err := io.ReadFull(c.br, hdr[4:5]); err != nil {
-			return 0, nil, readReason(err), err
-		}
-		body := int(l) - 1
-		if wire.Type(hdr[4]) != wire.Extended {
-			if _, err := c.br.Discard(body); err != nil {
-				return 0, nil, readReason(err), err
-			}
-			continue
-		}
-		if body < 1 {
-			return 0, nil, MetadataReasonProtocol, &wire.Violation{Kind: wire.KindMessageSize, Detail: "extended message without an id"}
-		}
-		if cap(c.buf) < body {
-			c.buf = make([]byte, body)
-		}
-		b := c.buf[:body]
-		if _, err := io.ReadFull(c.br, b); err != nil {
-			return 0, nil, readReason(err), err
-		}
-		return b[0], b[1:], "", nil
-	}
-}
-
 func readReason(err error) string {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return MetadataReasonTimeout
-	case localErrno(err):
+	case localErrno(err), errors.Is(err, wire.ErrBudget):
 		return MetadataReasonLocal
 	}
 	return MetadataReasonClosed
@@ -358,24 +304,45 @@ func readReason(err error) string {
 // assembled bytes, or a reason and an error.
 func (f *fetcher) transfer(conn net.Conn) ([]byte, string, error) {
 	cfg := f.cfg
-	c := &mdConn{conn: conn, br: bufio.NewReaderSize(conn, mdReadBuffer)}
+	br := bufio.NewReaderSize(conn, mdReadBuffer)
+	// With no metadata we do not know the piece count, so bitfields and haves cannot be
+	// checked: the decoder returns only extended messages and skips the rest (ids it does
+	// not know included) unread, with only the frame length bounded
+	// (wire.DefaultMaxExtendedLen covers a bitfield for wire.MaxPieces pieces).
+	dec := wire.NewDecoder(br, wire.PiecesUnknown)
+	dec.SetSkip(func(t wire.Type) bool { return t != wire.Extended })
+	dec.SetBudget(cfg.Budget)
+	defer dec.Reset(nil, wire.PiecesUnknown) // gives back any budget
+	var m wire.Message
+	// next returns the next extended message's id and payload, valid until the next call.
+	next := func(deadline time.Time) (uint8, []byte, string, error) {
+		if err := conn.SetReadDeadline(deadline); err != nil {
+			return 0, nil, MetadataReasonLocal, err
+		}
+		if err := dec.Next(&m); err != nil {
+			var v *wire.Violation
+			if errors.As(err, &v) {
+				return 0, nil, MetadataReasonProtocol, err
+			}
+			return 0, nil, readReason(err), err
+		}
+		return m.ExtendedID, m.Payload, "", nil
+	}
 	hsDeadline := time.Now().Add(cfg.HandshakeTimeout)
 	if err := conn.SetDeadline(hsDeadline); err != nil {
 		return nil, MetadataReasonLocal, err
 	}
-	out := wire.AppendHandshake(nil, wire.Handshake{Reserved: wire.OurReserved, InfoHash: f.hash, PeerID: cfg.PeerID})
-	if _, err := conn.Write(out); err != nil {
+	ours := wire.Handshake{Reserved: wire.OurReserved, InfoHash: f.hash, PeerID: cfg.PeerID}
+	hs, err := wire.Exchange(conn, br, ours, nil, nil)
+	switch {
+	case errors.Is(err, wire.ErrSendHandshake):
 		return nil, MetadataReasonHandshake, err
-	}
-	hs, err := wire.ReadHandshake(c.br, nil)
-	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, MetadataReasonTimeout, fmt.Errorf("handshake: %w", err)
-		}
+	case errors.Is(err, wire.ErrInfoHashMismatch):
+		return nil, MetadataReasonInfoHash, err
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, MetadataReasonTimeout, fmt.Errorf("handshake: %w", err)
+	case err != nil:
 		return nil, MetadataReasonHandshake, err
-	}
-	if metainfo.Hash(hs.InfoHash) != f.hash {
-		return nil, MetadataReasonInfoHash, fmt.Errorf("peer answered for info hash %x", hs.InfoHash)
 	}
 	if !hs.Reserved.Extended() {
 		return nil, MetadataReasonNoExtensions, errors.New("handshake lacks the BEP 10 extension bit")
@@ -388,7 +355,7 @@ func (f *fetcher) transfer(conn net.Conn) ([]byte, string, error) {
 	var peerID uint8
 	size := -1
 	for {
-		id, payload, reason, err := c.next(hsDeadline)
+		id, payload, reason, err := next(hsDeadline)
 		if err != nil {
 			return nil, reason, fmt.Errorf("waiting for the extension handshake: %w", err)
 		}
@@ -434,7 +401,7 @@ func (f *fetcher) transfer(conn net.Conn) ([]byte, string, error) {
 		return nil, MetadataReasonClosed, err
 	}
 	for got < n {
-		id, payload, reason, err := c.next(time.Now().Add(cfg.IdleTimeout))
+		id, payload, reason, err := next(time.Now().Add(cfg.IdleTimeout))
 		if err != nil {
 			return nil, reason, fmt.Errorf("after %d of %d pieces: %w", got, n, err)
 		}

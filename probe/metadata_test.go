@@ -67,6 +67,7 @@ const (
 	mdWrongHash          // answers for another torrent
 	mdSilent             // handshakes, then says nothing
 	mdOutOfOrder         // answers a window of requests in reverse order
+	mdBigMessage         // sends a 200 KiB extended message before its extension handshake
 )
 
 // mdPeer is a fake peer serving (or failing to serve) info over ut_metadata on 127.0.0.1.
@@ -128,6 +129,9 @@ func serveMD(c net.Conn, info []byte, hash metainfo.Hash, mode mdMode) {
 	w = wire.AppendMessage(w, wire.Message{Type: wire.Bitfield, Payload: []byte{0xFF, 0x80}})
 	w = wire.AppendMessage(w, wire.Message{Type: wire.Have, Index: 3})
 	w = wire.AppendMessage(w, wire.Message{Type: wire.KeepAlive})
+	if mode == mdBigMessage {
+		w = wire.AppendMessage(w, wire.Message{Type: wire.Extended, ExtendedID: 7, Payload: make([]byte, 200<<10)})
+	}
 	size := len(info)
 	switch mode {
 	case mdHugeSize:
@@ -253,7 +257,8 @@ func TestFetchMetadataSizes(t *testing.T) {
 			m := magnetFor(info, tc.v2)
 			a := startMDPeer(t, info, m.Hash(), mdHonest)
 			b := startMDPeer(t, info, m.Hash(), mdOutOfOrder)
-			for _, peers := range [][]netip.AddrPort{{a.addr, b.addr}, {b.addr}} {
+			c := startMDPeer(t, info, m.Hash(), mdBigMessage) // within the default budget: skipped
+			for _, peers := range [][]netip.AddrPort{{a.addr, b.addr}, {b.addr}, {c.addr}} {
 				tor, err := FetchMetadata(context.Background(), mdTestConfig(nil), m, peers)
 				if err != nil {
 					t.Fatalf("peers %v: %v", peers, err)
@@ -278,14 +283,18 @@ func TestFetchMetadataBadThenGood(t *testing.T) {
 	for _, tc := range []struct {
 		mode   mdMode
 		reason string
+		budget int64 // 0: the default
 	}{
-		{mdReject, MetadataReasonRejected},
-		{mdHugeSize, MetadataReasonTooLarge},
-		{mdCorrupt, MetadataReasonHashMismatch},
-		{mdShortPiece, MetadataReasonBadPiece},
-		{mdNoMetadata, MetadataReasonNoUTMetadata},
-		{mdNoExtension, MetadataReasonNoExtensions},
-		{mdWrongHash, MetadataReasonInfoHash},
+		{mdReject, MetadataReasonRejected, 0},
+		{mdHugeSize, MetadataReasonTooLarge, 0},
+		{mdCorrupt, MetadataReasonHashMismatch, 0},
+		{mdShortPiece, MetadataReasonBadPiece, 0},
+		{mdNoMetadata, MetadataReasonNoUTMetadata, 0},
+		{mdNoExtension, MetadataReasonNoExtensions, 0},
+		{mdWrongHash, MetadataReasonInfoHash, 0},
+		// Over the shared buffer budget: our limit, so a local error; the honest peer's
+		// 16 KiB pieces need no budget.
+		{mdBigMessage, MetadataReasonLocal, 64 << 10},
 	} {
 		t.Run(tc.reason, func(t *testing.T) {
 			bad := startMDPeer(t, info, m.Hash(), tc.mode)
@@ -293,6 +302,9 @@ func TestFetchMetadataBadThenGood(t *testing.T) {
 			var lb logBuf
 			cfg := mdTestConfig(&lb)
 			cfg.Parallel = 1
+			if tc.budget > 0 {
+				cfg.Budget = wire.NewBudget(tc.budget)
+			}
 			tor, err := FetchMetadata(context.Background(), cfg, m, []netip.AddrPort{bad.addr, good.addr})
 			if err != nil {
 				t.Fatal(err)
@@ -305,6 +317,9 @@ func TestFetchMetadataBadThenGood(t *testing.T) {
 			}
 			if !strings.Contains(lb.String(), "reason="+tc.reason) {
 				t.Errorf("log lacks reason=%s:\n%s", tc.reason, lb.String())
+			}
+			if cfg.Budget.Used() != 0 {
+				t.Errorf("budget %d bytes still in use", cfg.Budget.Used())
 			}
 		})
 	}
@@ -482,10 +497,12 @@ func FuzzFetchMetadataPeer(f *testing.F) {
 	f.Add(append(hs(len(info)), data(0, len(info)+1, info)...))
 	f.Add(append(hs(len(info)), ext(wire.OurMetadataID, []byte("d8:msg_typei0e5:piecei0ee"))...))
 	f.Add([]byte{0xFF, 0xFF, 0xFF, 0xFF, 20})
+	f.Add(append(ext(7, make([]byte, 40<<10)), good...))
 	f.Add([]byte{0, 0, 0, 1, 20})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		cfg := MetadataConfig{IdleTimeout: time.Second, HandshakeTimeout: time.Second, PeerTimeout: 5 * time.Second,
+			Budget: wire.NewBudget(32 << 10),
 			Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				ours, theirs := net.Pipe()
 				go func() {
@@ -498,6 +515,9 @@ func FuzzFetchMetadataPeer(f *testing.F) {
 				return ours, nil
 			}}
 		tor, err := FetchMetadata(context.Background(), cfg, m, []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:1")})
+		if u := cfg.Budget.Used(); u != 0 {
+			t.Fatalf("%d budget bytes held after the fetch", u)
+		}
 		if err == nil {
 			if !bytes.Equal(tor.Info, info) {
 				t.Fatalf("accepted %d info bytes that are not the magnet's", len(tor.Info))

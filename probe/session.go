@@ -21,6 +21,12 @@ import (
 	"github.com/btda/btda/probe/wire"
 )
 
+// DefaultBufferBudget is the default SessionConfig.Budget: 64 MiB of large message bodies
+// at once. Honest sessions seldom need any (only bitfields above 139,000 pieces and outsized
+// extension messages exceed 17 KiB, each for the moment it is read); it bounds what hostile
+// peers announcing 1 MiB messages can make btda hold, whatever the session counts.
+const DefaultBufferBudget = 64 << 20
+
 // PeerIDPrefix starts every btda peer_id (Azureus style): an honest, stable client
 // identity rather than an impersonation of a real client.
 const PeerIDPrefix = "-DA0001-"
@@ -42,6 +48,12 @@ type SessionConfig struct {
 	KeepAlive      time.Duration // send a keep-alive after this long without writing; 0: never
 
 	MaxPEX int // PEX peers kept per session; default 500
+
+	// Budget caps the message-body buffer bytes above 17 KiB that all sessions of the
+	// Prober (and its Listener) hold at once; a session that would exceed it ends with
+	// OutcomeLocalError. nil: NewProber makes one of DefaultBufferBudget bytes. Pass the
+	// same Budget to MetadataConfig.Budget to bound metadata fetches with the sessions.
+	Budget *wire.Budget
 
 	// Dial, if set, replaces the default TCP dialer (tests, proxies). It must honour ctx.
 	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -80,6 +92,9 @@ func (c *SessionConfig) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Budget == nil {
+		c.Budget = wire.NewBudget(DefaultBufferBudget)
 	}
 	return nil
 }
@@ -240,14 +255,14 @@ func (p *Prober) run(ctx context.Context, conn net.Conn, o *Observation, peerHS 
 	b := p.pool.Get().(*sessionBufs)
 	defer func() {
 		b.br.Reset(nil) // do not keep the connection reachable from the pool
+		// Gives back any budget; the decoder keeps at most a 17 KiB buffer, so pooled
+		// sessions never pin a large one.
 		b.dec.Reset(nil, 0)
-		if b.dec.BufferCap() > 64<<10 {
-			b.dec = wire.Decoder{} // one huge message should not pin its buffer forever
-		}
 		p.pool.Put(b)
 	}()
 	b.br.Reset(conn)
 	b.dec.Reset(b.br, o.NumPieces)
+	b.dec.SetBudget(p.cfg.Budget)
 	b.set.Reset(o.NumPieces)
 
 	// A done ctx closes the connection, which unblocks any read or write at once.
@@ -286,25 +301,15 @@ func (s *session) handshake(ctx context.Context, peerHS *wire.Handshake) (Outcom
 	if err := s.conn.SetDeadline(deadline); err != nil {
 		return OutcomeLocalError, "", err
 	}
-	ours := wire.Handshake{Reserved: wire.OurReserved, InfoHash: o.Torrent, PeerID: cfg.PeerID}
-	s.b.wbuf = wire.AppendHandshake(s.b.wbuf[:0], ours)
 	// Outgoing: we send first (the peer may wait for our info hash). Incoming: the
-	// listener has read theirs and checked the hash; we answer now.
-	if _, err := s.conn.Write(s.b.wbuf); err != nil {
-		return handshakeOutcome(ctx, err), "", err
+	// listener has read theirs to route it; we answer now.
+	ours := wire.Handshake{Reserved: wire.OurReserved, InfoHash: o.Torrent, PeerID: cfg.PeerID}
+	hs, err := wire.Exchange(s.conn, s.b.br, ours, peerHS, s.b.hs[:])
+	if errors.Is(err, wire.ErrInfoHashMismatch) {
+		return OutcomeInfoHashMismatch, "", err
 	}
-	var hs wire.Handshake
-	if peerHS != nil {
-		hs = *peerHS
-	} else {
-		var err error
-		hs, err = wire.ReadHandshake(s.b.br, s.b.hs[:])
-		if err != nil {
-			return handshakeOutcome(ctx, err), "", err
-		}
-		if metainfo.Hash(hs.InfoHash) != o.Torrent {
-			return OutcomeInfoHashMismatch, "", fmt.Errorf("peer answered for info hash %x", hs.InfoHash)
-		}
+	if err != nil {
+		return handshakeOutcome(ctx, err), "", err
 	}
 	o.Flags.Extended, o.Flags.Fast, o.Flags.DHT = hs.Reserved.Extended(), hs.Reserved.Fast(), hs.Reserved.DHT()
 	o.Client.PeerID = hs.PeerID
@@ -421,7 +426,7 @@ func (s *session) readEnd(ctx context.Context, err error) (Outcome, string, erro
 		return closed, "", nil
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return OutcomeReset, "", err
-	case localErrno(err):
+	case localErrno(err), errors.Is(err, wire.ErrBudget):
 		return OutcomeLocalError, "", err
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
 		if s.b.dec.Partial() {

@@ -41,7 +41,10 @@ func FuzzSession(f *testing.F) {
 	f.Add(msgs(wire.Message{Type: wire.Extended, Payload: ext}, wire.Message{Type: wire.Extended, ExtendedID: wire.OurMetadataID,
 		Payload: wire.AppendMetadataMsg(nil, wire.MetadataMsg{Type: wire.MetadataRequest})}), true)
 	f.Add([]byte{0xFF, 0xFF, 0xFF, 0xFF}, false)
-	p, err := NewProber(SessionConfig{MaxMessages: 50})
+	f.Add(wire.AppendMessage(nil, wire.Message{Type: wire.Extended, ExtendedID: wire.OurPEXID, Payload: make([]byte, 40<<10)}), false)
+	// A small budget, so large messages end sessions with local_error; it must be whole
+	// again after every session.
+	p, err := NewProber(SessionConfig{MaxMessages: 50, Budget: wire.NewBudget(32 << 10)})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -74,6 +77,9 @@ func FuzzSession(f *testing.F) {
 		}
 		if o.Outcome == OutcomeProtocolViolation && o.Violation == "" {
 			t.Fatal("violation without a kind")
+		}
+		if u := p.cfg.Budget.Used(); u != 0 {
+			t.Fatalf("%d budget bytes held after the session", u)
 		}
 	})
 }

@@ -356,6 +356,13 @@ func TestSessionHostile(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}, OutcomeMessageCap, ""},
+		{"a large message over the buffer budget", func(c *SessionConfig) { c.Budget = wire.NewBudget(64 << 10) }, func(p *peerConn) {
+			p.readHandshake()
+			p.handshake(fastExt, testHash, "")
+			p.send(wire.Message{Type: wire.HaveAll})
+			p.ext(wire.OurPEXID, make([]byte, 200<<10)) // sent in full: the budget, not the cap, stops it
+			p.waitClose()
+		}, OutcomeLocalError, ""},
 		{"wrong info hash", nil, func(p *peerConn) {
 			p.readHandshake()
 			p.handshake(fastExt, otherHash, "")

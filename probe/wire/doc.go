@@ -1,6 +1,8 @@
 // Package wire is the BitTorrent peer wire protocol as btda speaks it: the BEP 3 handshake
-// with the extension (BEP 10), Fast (BEP 6) and DHT (BEP 5) bits, a length-prefixed message
-// decoder that bounds every length before it allocates, an encoder, the BEP 10 extension
+// with the extension (BEP 10), Fast (BEP 6) and DHT (BEP 5) bits and Exchange, the one
+// handshake sequence every caller uses; a length-prefixed message decoder that bounds every
+// length before it reads, grows body buffers only as bytes arrive and draws large ones from
+// a shared Budget; an encoder, the BEP 10 extension
 // handshake, and the extension messages ut_metadata (BEP 9), ut_pex (BEP 11) and
 // lt_donthave (BEP 54). It also has PieceSet, the exact-size bitset progress is kept in.
 //

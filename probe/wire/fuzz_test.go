@@ -19,11 +19,43 @@ func FuzzDecoder(f *testing.F) {
 	f.Add(u32(0xFFFFFFFF), uint16(8))
 	f.Add(msgBytes(Piece, append(u32(0), u32(0)...)...), uint16(8))
 	f.Add(msgBytes(Bitfield, 0xFF, 0x01), uint16(0xFFFF))
+	f.Add(append(msgBytes(Extended, make([]byte, 40<<10)...), msgBytes(Extended, make([]byte, 80<<10)...)...), uint16(0xFFFF))
 	f.Fuzz(func(t *testing.T, in []byte, n uint16) {
 		pieces := int(n)
 		if n == 0xFFFF {
 			pieces = PiecesUnknown
 		}
+		// The metadata fetch's mode: only extended messages, a small shared budget. The
+		// budget must be whole again after every error and after Reset.
+		b := NewBudget(64 << 10)
+		sd := NewDecoder(bytes.NewReader(in), PiecesUnknown)
+		sd.SetSkip(func(t Type) bool { return t != Extended })
+		sd.SetBudget(b)
+		var sm Message
+		for range 1000 {
+			err := sd.Next(&sm)
+			if err != nil {
+				var v *Violation
+				if err != io.EOF && err != io.ErrUnexpectedEOF && !errors.As(err, &v) && !errors.Is(err, ErrBudget) {
+					t.Fatalf("skip mode: unexpected error type %T %v", err, err)
+				}
+				if b.Used() != 0 {
+					t.Fatalf("skip mode: %d budget bytes held after %v", b.Used(), err)
+				}
+				break
+			}
+			if sm.Type != Extended {
+				t.Fatalf("skip mode returned a %s", sm.Type)
+			}
+			if used := b.Used(); used > 64<<10 || used > 0 && len(sm.Payload)+1 <= smallBody {
+				t.Fatalf("skip mode: %d budget bytes for a %d-byte payload", used, len(sm.Payload))
+			}
+		}
+		sd.Reset(nil, 0)
+		if b.Used() != 0 || sd.BufferCap() > smallBody {
+			t.Fatalf("after Reset: %d budget bytes held, buffer %d", b.Used(), sd.BufferCap())
+		}
+
 		d := NewDecoder(bytes.NewReader(in), pieces)
 		var m Message
 		for range 1000 {

@@ -85,3 +85,42 @@ func ReadHandshake(r io.Reader, buf []byte) (Handshake, error) {
 	copy(h.PeerID[:], b[28:48])
 	return h, nil
 }
+
+// Errors of Exchange that are not the connection's own.
+var (
+	// ErrInfoHashMismatch: the peer's handshake names another torrent than ours.
+	ErrInfoHashMismatch = errors.New("peer answered for another info hash")
+	// ErrSendHandshake wraps the write error when sending our handshake failed.
+	ErrSendHandshake = errors.New("sending our handshake")
+)
+
+// Exchange runs the BEP 3 handshake on a connection: it sends ours to w, then reads the
+// peer's from r (which may buffer w's connection) and checks that it names ours.InfoHash.
+// We always send first: an outgoing peer may wait for our info hash before answering. For
+// an incoming connection the caller has already read the peer's handshake (to route it)
+// and passes it as peer; Exchange then only answers and checks it. buf, if at least
+// HandshakeLen bytes, is scratch space so the call does not allocate.
+//
+// A failed write is wrapped with ErrSendHandshake, a foreign info hash is
+// ErrInfoHashMismatch; other errors are ReadHandshake's. The caller sets the deadlines.
+func Exchange(w io.Writer, r io.Reader, ours Handshake, peer *Handshake, buf []byte) (Handshake, error) {
+	if len(buf) < HandshakeLen {
+		buf = make([]byte, HandshakeLen)
+	}
+	if _, err := w.Write(AppendHandshake(buf[:0], ours)); err != nil {
+		return Handshake{}, fmt.Errorf("%w: %w", ErrSendHandshake, err)
+	}
+	var hs Handshake
+	if peer != nil {
+		hs = *peer
+	} else {
+		var err error
+		if hs, err = ReadHandshake(r, buf); err != nil {
+			return hs, err
+		}
+	}
+	if hs.InfoHash != ours.InfoHash {
+		return hs, fmt.Errorf("%w: %x", ErrInfoHashMismatch, hs.InfoHash)
+	}
+	return hs, nil
+}

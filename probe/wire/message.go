@@ -99,15 +99,30 @@ type Message struct {
 	Payload []byte
 }
 
+// Body buffers. A body is read into a buffer that starts at firstChunk bytes (or the body's
+// length, if smaller) and doubles as the bytes arrive, so a length prefix alone costs at
+// most firstChunk bytes, and a peer must send n bytes to make us hold about 2n. Buffers up
+// to smallBody (every message of a normal session: a 16 KiB block or ut_metadata piece
+// plus its header, a bitfield of up to 139,000 pieces) are the decoder's own and kept for
+// the next message; larger ones are charged to the decoder's Budget and dropped at the next
+// call.
+const (
+	firstChunk = 4 << 10
+	smallBody  = BlockSize + 1<<10
+)
+
 // Decoder reads length-prefixed messages. It checks every length prefix against the cap
-// for its message type before reading the body, so a hostile length never allocates, and
-// reuses one buffer for bodies.
+// for its message type before reading the body, grows the body's buffer only as its bytes
+// arrive, and reuses one small buffer for bodies.
 type Decoder struct {
 	r              io.Reader
 	numPieces      int
 	maxExtendedLen int
+	skip           func(Type) bool
+	budget         *Budget
 	hdr            [5]byte
-	buf            []byte
+	buf            []byte // bodies up to smallBody; kept
+	big            []byte // a larger body, charged to budget until the next call
 	partial        bool
 }
 
@@ -123,24 +138,46 @@ func NewDecoder(r io.Reader, numPieces int) *Decoder {
 	return d
 }
 
-// Reset points the decoder at a new stream and piece count, keeping its buffer.
+// Reset points the decoder at a new stream and piece count, keeping its small buffer and
+// its settings (extended cap, skip, budget). It gives back any budget held, so a decoder
+// that is done should be Reset (to a nil reader) to release it.
 func (d *Decoder) Reset(r io.Reader, numPieces int) {
+	d.dropBig()
 	d.r, d.numPieces, d.partial = r, numPieces, false
 	if d.maxExtendedLen == 0 {
 		d.maxExtendedLen = DefaultMaxExtendedLen
 	}
 }
 
-// BufferCap is the capacity of the decoder's body buffer (it grows to the largest message
-// seen), so pooled decoders that met a huge message can be dropped.
+// BufferCap is the capacity of the body buffer the decoder keeps between messages. It
+// never exceeds 17 KiB: larger bodies use a budgeted buffer that is dropped after use.
 func (d *Decoder) BufferCap() int { return cap(d.buf) }
 
 // SetMaxExtendedLen changes the cap on extended messages (default DefaultMaxExtendedLen).
 func (d *Decoder) SetMaxExtendedLen(n int) { d.maxExtendedLen = n }
 
+// SetBudget makes bodies above 17 KiB take their buffer from b, shared with other
+// decoders; nil (the default) is unlimited. See Budget.
+func (d *Decoder) SetBudget(b *Budget) { d.budget = b }
+
+// SetSkip makes Next pass over every message whose type skip reports true for, keep-alives
+// (KeepAlive) and ids it does not know included: their bodies are discarded unread, with
+// only the length prefix checked against the largest any message may have. It is for
+// callers that need a few message types and cannot check the others, like a metadata fetch
+// that does not know the piece count. nil (the default) returns every message.
+func (d *Decoder) SetSkip(skip func(Type) bool) { d.skip = skip }
+
 // Partial reports whether the last failed Next had already read part of a message, so a
 // read error there means the stream broke mid-message.
 func (d *Decoder) Partial() bool { return d.partial }
+
+// dropBig gives back the large buffer and its budget.
+func (d *Decoder) dropBig() {
+	if d.big != nil {
+		d.budget.release(cap(d.big))
+		d.big = nil
+	}
+}
 
 // maxLen is the largest length prefix any message type may have.
 func (d *Decoder) maxLen() int {
@@ -175,54 +212,73 @@ func (d *Decoder) lenRange(t Type) (lo, hi int, ok bool) {
 
 // Next reads the next message into m. It returns io.EOF only when the stream ended
 // cleanly between messages, io.ErrUnexpectedEOF when it ended inside one, a *Violation
-// for a malformed message, or the reader's error.
+// for a malformed message, ErrBudget when a large body does not fit the decoder's Budget,
+// or the reader's error.
 func (d *Decoder) Next(m *Message) error {
+	d.dropBig() // the previous payload is no longer valid
+	for {
+		skipped, err := d.next(m)
+		if err != nil {
+			d.dropBig()
+			return err
+		}
+		if !skipped {
+			return nil
+		}
+	}
+}
+
+// next reads one message; it reports a message passed over by the skip function.
+func (d *Decoder) next(m *Message) (skipped bool, err error) {
 	d.partial = false
 	*m = Message{}
 	n, err := io.ReadFull(d.r, d.hdr[:4])
 	if err != nil {
 		d.partial = n > 0
-		return err
+		return false, err
 	}
 	l := binary.BigEndian.Uint32(d.hdr[:4])
 	if l == 0 {
 		m.Type = KeepAlive
-		return nil
+		return d.skip != nil && d.skip(KeepAlive), nil
 	}
 	if uint64(l) > uint64(d.maxLen()) {
-		return violation(KindLengthTooLarge, "length prefix %d, no message may exceed %d", l, d.maxLen())
+		return false, violation(KindLengthTooLarge, "length prefix %d, no message may exceed %d", l, d.maxLen())
 	}
 	d.partial = true
 	if _, err := io.ReadFull(d.r, d.hdr[4:5]); err != nil {
-		return eofUnexpected(err)
+		return false, eofUnexpected(err)
 	}
 	t := Type(d.hdr[4])
+	if d.skip != nil && d.skip(t) {
+		if err := d.discard(int(l) - 1); err != nil {
+			return false, eofUnexpected(err)
+		}
+		d.partial = false
+		return true, nil
+	}
 	lo, hi, ok := d.lenRange(t)
 	if !ok {
-		return violation(KindUnknownMessage, "message id %d (length %d)", uint8(t), l)
+		return false, violation(KindUnknownMessage, "message id %d (length %d)", uint8(t), l)
 	}
 	if uint64(l) > uint64(hi) {
 		if lo == hi && t != Bitfield {
-			return violation(KindMessageSize, "%s with length %d, want %d", t, l, lo)
+			return false, violation(KindMessageSize, "%s with length %d, want %d", t, l, lo)
 		}
 		if t == Bitfield && d.numPieces >= 0 {
-			return violation(KindBitfieldSize, "bitfield of %d bytes for %d pieces, want %d", l-1, d.numPieces, BitfieldLen(d.numPieces))
+			return false, violation(KindBitfieldSize, "bitfield of %d bytes for %d pieces, want %d", l-1, d.numPieces, BitfieldLen(d.numPieces))
 		}
-		return violation(KindLengthTooLarge, "%s with length %d, cap %d", t, l, hi)
+		return false, violation(KindLengthTooLarge, "%s with length %d, cap %d", t, l, hi)
 	}
 	if int(l) < lo {
 		if t == Bitfield {
-			return violation(KindBitfieldSize, "bitfield of %d bytes for %d pieces, want %d", l-1, d.numPieces, BitfieldLen(d.numPieces))
+			return false, violation(KindBitfieldSize, "bitfield of %d bytes for %d pieces, want %d", l-1, d.numPieces, BitfieldLen(d.numPieces))
 		}
-		return violation(KindMessageSize, "%s with length %d, want at least %d", t, l, lo)
+		return false, violation(KindMessageSize, "%s with length %d, want at least %d", t, l, lo)
 	}
-	body := int(l) - 1
-	if cap(d.buf) < body {
-		d.buf = make([]byte, body)
-	}
-	b := d.buf[:body]
-	if _, err := io.ReadFull(d.r, b); err != nil {
-		return eofUnexpected(err)
+	b, err := d.readBody(t, int(l)-1)
+	if err != nil {
+		return false, err
 	}
 	d.partial = false
 	m.Type = t
@@ -230,7 +286,7 @@ func (d *Decoder) Next(m *Message) error {
 	case Have, Suggest, AllowedFast:
 		m.Index = binary.BigEndian.Uint32(b)
 		if limit := d.pieceLimit(); uint64(m.Index) >= uint64(limit) {
-			return violation(KindHaveIndex, "%s index %d, torrent has %d pieces", t, m.Index, limit)
+			return false, violation(KindHaveIndex, "%s index %d, torrent has %d pieces", t, m.Index, limit)
 		}
 	case Request, Cancel, Reject:
 		m.Index = binary.BigEndian.Uint32(b)
@@ -245,7 +301,7 @@ func (d *Decoder) Next(m *Message) error {
 	case Bitfield:
 		if d.numPieces >= 0 {
 			if err := CheckBitfield(b, d.numPieces); err != nil {
-				return err
+				return false, err
 			}
 		}
 		m.Payload = b
@@ -253,7 +309,59 @@ func (d *Decoder) Next(m *Message) error {
 		m.ExtendedID = b[0]
 		m.Payload = b[1:]
 	}
-	return nil
+	return false, nil
+}
+
+// readBody reads an n-byte body of a t message. The buffer doubles as the bytes arrive
+// (see firstChunk), so memory follows what the peer really sent, not what it announced.
+func (d *Decoder) readBody(t Type, n int) ([]byte, error) {
+	if n <= cap(d.buf) {
+		b := d.buf[:n]
+		if _, err := io.ReadFull(d.r, b); err != nil {
+			return nil, eofUnexpected(err)
+		}
+		return b, nil
+	}
+	if first := min(n, firstChunk); cap(d.buf) < first {
+		d.buf = make([]byte, first)
+	}
+	b := d.buf[:cap(d.buf)]
+	got := 0
+	for {
+		k, err := io.ReadFull(d.r, b[got:])
+		got += k
+		if err != nil {
+			return nil, eofUnexpected(err)
+		}
+		if got == n {
+			return b, nil
+		}
+		c := min(2*len(b), n)
+		if c <= smallBody {
+			d.buf = make([]byte, c)
+			copy(d.buf, b[:got])
+			b = d.buf
+			continue
+		}
+		// The charge covers the new buffer; the old one (if large) is garbage after the copy.
+		if !d.budget.acquire(c - cap(d.big)) {
+			return nil, fmt.Errorf("%w: %s of %d bytes needs a %d-byte buffer, %d of %d bytes in use",
+				ErrBudget, t, n+1, c, d.budget.Used(), d.budget.Limit())
+		}
+		nb := make([]byte, c)
+		copy(nb, b[:got])
+		d.big, b = nb, nb
+	}
+}
+
+// discard passes over n body bytes without buffering them.
+func (d *Decoder) discard(n int) error {
+	if dr, ok := d.r.(interface{ Discard(int) (int, error) }); ok {
+		_, err := dr.Discard(n)
+		return err
+	}
+	_, err := io.CopyN(io.Discard, d.r, int64(n))
+	return err
 }
 
 // pieceLimit is the exclusive bound on piece indexes.
