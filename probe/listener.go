@@ -25,9 +25,9 @@ type ListenerConfig struct {
 	// It is called from the session's goroutine and should not block for long. Required.
 	Deliver func(Observation)
 
-	HandshakeTimeout time.Duration // accept → the peer's complete handshake; default 5 s
-	MaxPerIP         int           // concurrent connections per remote IP; default 4
-	MaxTotal         int           // concurrent connections in all; default 2000
+	HandshakeTimeout time.Duration // accept → the peer's complete handshake; default DefaultHandshakeTimeout
+	MaxPerIP         int           // concurrent connections per remote IP; default DefaultMaxPerIP
+	MaxTotal         int           // concurrent connections in all; default DefaultMaxTotal
 	ShutdownTimeout  time.Duration // how long Serve lets running sessions finish; default 2 s
 	Logger           *slog.Logger  // default: the Prober's
 }
@@ -63,13 +63,13 @@ func NewListener(p *Prober, cfg ListenerConfig) (*Listener, error) {
 		return nil, errors.New("probe: NewListener needs a Prober, Lookup and Deliver")
 	}
 	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 5 * time.Second
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if cfg.MaxPerIP <= 0 {
-		cfg.MaxPerIP = 4
+		cfg.MaxPerIP = DefaultMaxPerIP
 	}
 	if cfg.MaxTotal <= 0 {
-		cfg.MaxTotal = 2000
+		cfg.MaxTotal = DefaultMaxTotal
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 2 * time.Second

@@ -78,8 +78,9 @@ func TestListenerMemoryUnderAttack(t *testing.T) {
 	baseGoroutines := runtime.NumGoroutine()
 
 	// Long timeouts: no session may end on its own while the heap is measured.
+	budget := wire.NewBudget(DefaultBufferBudget)
 	p, err := NewProber(SessionConfig{Version: "test", HandshakeTimeout: 5 * time.Minute,
-		QuietWindow: 5 * time.Minute, SessionCap: 10 * time.Minute})
+		QuietWindow: 5 * time.Minute, SessionCap: 10 * time.Minute, Budget: budget})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestListenerMemoryUnderAttack(t *testing.T) {
 	held := heap()
 	growth := int64(held) - int64(before)
 	t.Logf("%d connections each announcing %d bytes: live heap %d → %d MiB (%+.1f KiB per connection, both ends); budget in use %d",
-		attackConns, attackClaim, before>>20, held>>20, float64(growth)/1024/attackConns, p.Config().Budget.Used())
+		attackConns, attackClaim, before>>20, held>>20, float64(growth)/1024/attackConns, budget.Used())
 	if growth > attackHeapBound {
 		t.Errorf("live heap grew by %d MiB while %d connections held a 1 MiB header each, want at most %d MiB",
 			growth>>20, attackConns, attackHeapBound>>20)
@@ -186,7 +187,7 @@ func TestListenerMemoryUnderAttack(t *testing.T) {
 		})
 		t.Errorf("want all %d sessions to end in %v", attackConns, OutcomeReset)
 	}
-	if u := p.Config().Budget.Used(); u != 0 {
+	if u := budget.Used(); u != 0 {
 		t.Errorf("budget %d bytes still in use after every session ended", u)
 	}
 	stop()

@@ -38,16 +38,16 @@ type SessionConfig struct {
 	Version    string   // sent as `v` = "btda <Version>"; "" sends "btda dev"
 	ListenPort uint16   // sent as `p` in our extension handshake; 0 leaves it out
 
-	DialTimeout      time.Duration // TCP connect; default 5 s
-	HandshakeTimeout time.Duration // connect → the peer's complete BEP 3 handshake; default 5 s
-	QuietWindow      time.Duration // end the session after this long without a message; default 6 s
-	SessionCap       time.Duration // hard cap on one session after connect; default 30 s
-	MaxMessages      int           // message cap per session (keep-alives count); default 256
+	DialTimeout      time.Duration // TCP connect; default DefaultDialTimeout
+	HandshakeTimeout time.Duration // connect → the peer's complete BEP 3 handshake; default DefaultHandshakeTimeout
+	QuietWindow      time.Duration // end the session after this long without a message; default DefaultQuietWindow
+	SessionCap       time.Duration // hard cap on one session after connect; default DefaultSessionCap
+	MaxMessages      int           // message cap per session (keep-alives count); default DefaultMaxMessages
 
 	SendInterested bool          // send `interested` after the handshakes (keeps libtorrent/aria2 from idling us out)
 	KeepAlive      time.Duration // send a keep-alive after this long without writing; 0: never
 
-	MaxPEX int // PEX peers kept per session; default 500
+	MaxPEX int // PEX peers kept per session; default DefaultMaxPEX
 
 	// Budget caps the message-body buffer bytes above 17 KiB that all sessions of the
 	// Prober (and its Listener) hold at once; a session that would exceed it ends with
@@ -66,15 +66,15 @@ func (c *SessionConfig) setDefaults() error {
 			*d = v
 		}
 	}
-	def(&c.DialTimeout, 5*time.Second)
-	def(&c.HandshakeTimeout, 5*time.Second)
-	def(&c.QuietWindow, 6*time.Second)
-	def(&c.SessionCap, 30*time.Second)
+	def(&c.DialTimeout, DefaultDialTimeout)
+	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	def(&c.QuietWindow, DefaultQuietWindow)
+	def(&c.SessionCap, DefaultSessionCap)
 	if c.MaxMessages <= 0 {
-		c.MaxMessages = 256
+		c.MaxMessages = DefaultMaxMessages
 	}
 	if c.MaxPEX <= 0 {
-		c.MaxPEX = 500
+		c.MaxPEX = DefaultMaxPEX
 	}
 	if c.Version == "" {
 		c.Version = "dev"

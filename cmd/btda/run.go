@@ -29,6 +29,7 @@ import (
 	"github.com/btda/btda/internal/config"
 	"github.com/btda/btda/probe"
 	"github.com/btda/btda/probe/scheduler"
+	"github.com/btda/btda/probe/wire"
 )
 
 type runOptions struct {
@@ -168,7 +169,10 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 	if port == 0 { // listen_address with port 0 (tests): announce the port we got
 		port = uint16(dc.PeerListener.Addr().(*net.TCPAddr).Port)
 	}
-	if dc.Prober, err = probe.NewProber(sessionConfig(cfg, port, logger)); err != nil {
+	// One budget bounds the large message buffers of every session and metadata fetch.
+	sc := sessionConfig(cfg, port, logger)
+	sc.Budget = wire.NewBudget(probe.DefaultBufferBudget)
+	if dc.Prober, err = probe.NewProber(sc); err != nil {
 		return dc, nil, err
 	}
 	dc.Listener = probe.ListenerConfig{
@@ -184,7 +188,7 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 		ForgetAfter:  time.Duration(cfg.Probe.ForgetAfter),
 		DialRate:     rate.Limit(cfg.Probe.DialRate),
 	}
-	dc.Metadata = probe.MetadataConfig{ListenPort: port, DialTimeout: time.Duration(cfg.Probe.ConnectTimeout)}
+	dc.Metadata = probe.MetadataConfig{ListenPort: port, DialTimeout: time.Duration(cfg.Probe.ConnectTimeout), Budget: sc.Budget}
 
 	sightings := make(chan discovery.Sighting, daemon.SightingsBuffer)
 	dc.Sightings = sightings
