@@ -108,8 +108,29 @@ func startPrometheusConfig(t *testing.T, bin, dir string, cfg []byte) *promProc 
 	return nil
 }
 
+// eventually runs check (which lists what is wrong) every second until it lists nothing or
+// limit has passed, and then reports what it listed last as errors.
+func eventually(t *testing.T, limit time.Duration, what string, check func() []string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		probs := check()
+		if len(probs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range probs {
+				t.Errorf("%s (after %v): %s", what, limit, p)
+			}
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 // shardsPromConfig is examples/prometheus-shards.yml made to run here: its btda job
-// scrapes targets, everything every second, and its rule_files point into the repository.
+// scrapes targets every 2 s, rules run every second, and its rule_files point into the
+// repository.
 func shardsPromConfig(t *testing.T, targets []string) []byte {
 	t.Helper()
 	example := filepath.Join(repoRoot(t), "examples", "prometheus-shards.yml")
@@ -121,7 +142,8 @@ func shardsPromConfig(t *testing.T, targets []string) []byte {
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
 		t.Fatalf("%s: %v", example, err)
 	}
-	cfg["global"] = map[string]any{"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+	// 2 s: a scrape of a race-enabled btda on a busy machine can take over a second.
+	cfg["global"] = map[string]any{"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval": "1s"}
 	rules, _ := cfg["rule_files"].([]any)
 	if len(rules) == 0 {
 		t.Fatalf("%s loads no rule files", example)
@@ -224,41 +246,46 @@ func TestShardsPrometheusEndToEnd(t *testing.T) {
 		return v
 	}
 
-	// 1. Each torrent is watched by exactly one instance, the one its info hash names, and
-	// both instances watch some.
+	// down lists the targets whose last scrape failed: their series are stale, and a check
+	// that misses them is retried.
+	down := func() []string {
+		var out []string
+		for _, s := range query(`up{job="btda"} == 0`) {
+			out = append(out, "target "+s.Metric["instance"]+" is down (its last scrape failed)")
+		}
+		return out
+	}
+
+	// 1. Each torrent is watched by exactly one instance, and both instances watch some.
 	torrents := make(map[string]bool)
 	for _, tor := range r.sw.Torrents() {
 		torrents[tor.WireHex()] = true
 	}
-	waitUntil(t, time.Minute, "btda_torrent_info of every torrent in Prometheus", func() string {
-		seen := make(map[string]bool)
-		for _, s := range query(`btda_torrent_info{job="btda"}`) {
-			seen[s.Metric["infohash"]] = true
-		}
-		if len(seen) < len(torrents) {
-			return fmt.Sprintf("%d of %d torrents", len(seen), len(torrents))
-		}
-		return ""
-	})
-	watchers := make(map[string][]string)
 	perShard := make([]int, len(shards))
-	for _, s := range query(`btda_torrent_info{job="btda"}`) {
-		h := s.Metric["infohash"]
-		watchers[h] = append(watchers[h], s.Metric["instance"])
-		if !torrents[h] {
-			t.Errorf("btda_torrent_info names %s, not a torrent of the swarm", h)
+	eventually(t, 2*time.Minute, "btda_torrent_info", func() []string {
+		probs := down()
+		watchers := make(map[string][]string)
+		clear(perShard)
+		for _, s := range query(`btda_torrent_info{job="btda"}`) {
+			h := s.Metric["infohash"]
+			watchers[h] = append(watchers[h], s.Metric["instance"])
+			if !torrents[h] {
+				probs = append(probs, fmt.Sprintf("names %s, not a torrent of the swarm", h))
+			}
+			k, ok := instance[s.Metric["instance"]]
+			if !ok {
+				probs = append(probs, fmt.Sprintf("from unknown instance %q", s.Metric["instance"]))
+				continue
+			}
+			perShard[k]++
 		}
-		k, ok := instance[s.Metric["instance"]]
-		if !ok {
-			t.Fatalf("btda_torrent_info from unknown instance %q", s.Metric["instance"])
+		for h := range torrents {
+			if len(watchers[h]) != 1 {
+				probs = append(probs, fmt.Sprintf("torrent %s is watched by %d instances %v, want exactly one", h, len(watchers[h]), watchers[h]))
+			}
 		}
-		perShard[k]++
-	}
-	for h := range torrents {
-		if len(watchers[h]) != 1 {
-			t.Errorf("torrent %s is watched by %d instances %v, want exactly one", h, len(watchers[h]), watchers[h])
-		}
-	}
+		return probs
+	})
 	for k, n := range perShard {
 		if n == 0 || n == len(torrents) {
 			t.Fatalf("shard %d/2 watches %d of %d torrents: the split proves nothing (change the seed)", k, n, len(torrents))
@@ -303,8 +330,8 @@ func TestShardsPrometheusEndToEnd(t *testing.T) {
 					direct[k] += v
 				}
 			}
-			t.Errorf("3 minutes after the run: btda:confirmed_downloads:sum %v, btda:confirmed_downloads_by_torrent:sum %v; truth %v (%v by torrent); the instances' own /metrics add up to %v",
-				got, gotTorrent, want, byTorrent, direct)
+			t.Errorf("3 minutes after the run: btda:confirmed_downloads:sum %v, btda:confirmed_downloads_by_torrent:sum %v; truth %v (%v by torrent); the instances' own /metrics add up to %v; %v",
+				got, gotTorrent, want, byTorrent, direct, down())
 			break
 		}
 		time.Sleep(time.Second)
@@ -330,57 +357,61 @@ func TestShardsPrometheusEndToEnd(t *testing.T) {
 	}
 	sort.Strings(files)
 	checked := 0
-	for _, f := range files {
-		for _, q := range all[f] {
-			if !perTorrentRE.MatchString(q.Expr) {
-				continue
-			}
-			checked++
-			expr := dashboards.Expand(q.Expr)
-			series := query(expr)
-			seen := make(map[string]float64)
-			for _, s := range series {
-				h := s.Metric["infohash"]
-				if _, dup := seen[h]; dup {
-					t.Errorf("%s %q: two series for torrent %s: %s", f, q.Panel, h, expr)
+	eventually(t, 2*time.Minute, "dashboards' per-torrent queries", func() []string {
+		probs := down()
+		checked = 0
+		for _, f := range files {
+			for _, q := range all[f] {
+				if !perTorrentRE.MatchString(q.Expr) {
+					continue
 				}
-				seen[h] = s.Value
-				if !torrents[h] {
-					t.Errorf("%s %q: series for %q, not a watched torrent", f, q.Panel, h)
+				checked++
+				expr := dashboards.Expand(q.Expr)
+				seen := make(map[string]float64)
+				for _, s := range query(expr) {
+					h := s.Metric["infohash"]
+					if _, dup := seen[h]; dup {
+						probs = append(probs, fmt.Sprintf("%s %q: two series for torrent %s: %s", f, q.Panel, h, expr))
+					}
+					seen[h] = s.Value
+					if !torrents[h] {
+						probs = append(probs, fmt.Sprintf("%s %q: series for %q, not a watched torrent", f, q.Panel, h))
+					}
 				}
-			}
-			if !strings.Contains(q.Expr, "btda_confirmed_downloads_total") {
-				continue
-			}
-			for h := range byTorrent {
-				if _, ok := seen[h]; !ok {
-					t.Errorf("%s %q: no series for torrent %s, which has confirmed downloads: %s", f, q.Panel, h, expr)
+				if !strings.Contains(q.Expr, "btda_confirmed_downloads_total") {
+					continue
 				}
-			}
-			// The all-time total per torrent: no rate window, so it must equal the truth.
-			if !strings.Contains(q.Expr, "rate(") && !strings.Contains(q.Expr, "increase(") {
 				for h, v := range byTorrent {
-					if int(seen[h]) != v {
-						t.Errorf("%s %q: torrent %s = %v, truth %d", f, q.Panel, h, seen[h], v)
+					switch n, ok := seen[h]; {
+					case !ok:
+						probs = append(probs, fmt.Sprintf("%s %q: no series for torrent %s, which has confirmed downloads: %s", f, q.Panel, h, expr))
+					case !strings.Contains(q.Expr, "rate(") && !strings.Contains(q.Expr, "increase(") && int(n) != v:
+						// The all-time total per torrent: no window, so it must equal the truth.
+						probs = append(probs, fmt.Sprintf("%s %q: torrent %s = %v, truth %d", f, q.Panel, h, n, v))
 					}
 				}
 			}
 		}
-	}
+		return probs
+	})
 	if checked == 0 {
 		t.Error("no dashboard query is per torrent (by (infohash)); the check proves nothing")
 	}
 	t.Logf("dashboard per-torrent queries checked: %d", checked)
 
-	watched := query(`btda:torrent_watchers:count`)
-	if len(watched) != len(torrents) {
-		t.Errorf("btda:torrent_watchers:count has %d series, want one per torrent (%d)", len(watched), len(torrents))
-	}
-	for _, s := range watched {
-		if s.Value != 1 {
-			t.Errorf("btda:torrent_watchers:count{infohash=%q} = %v, want 1", s.Metric["infohash"], s.Value)
+	eventually(t, time.Minute, "btda:torrent_watchers:count", func() []string {
+		probs := down()
+		watched := query(`btda:torrent_watchers:count`)
+		if len(watched) != len(torrents) {
+			probs = append(probs, fmt.Sprintf("%d series, want one per torrent (%d)", len(watched), len(torrents)))
 		}
-	}
+		for _, s := range watched {
+			if s.Value != 1 {
+				probs = append(probs, fmt.Sprintf("infohash %s: %v, want 1", s.Metric["infohash"], s.Value))
+			}
+		}
+		return probs
+	})
 
 	// Every rule evaluates without error on the two instances' data, and the overlap alert
 	// stays quiet.
