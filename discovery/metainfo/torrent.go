@@ -68,26 +68,19 @@ var (
 )
 
 // Kind says which BitTorrent metainfo versions a torrent carries.
+//
+//go:generate go tool stringer -type=Kind -linecomment
 type Kind uint8
 
 // The torrent kinds. Zero is deliberately invalid.
 const (
-	KindV1     Kind = iota + 1 // BEP 3 only
-	KindV2                     // BEP 52 only
-	KindHybrid                 // both: reachable by the v1 hash and the truncated v2 hash
+	// KindV1: BEP 3 only
+	KindV1 Kind = iota + 1 // v1
+	// KindV2: BEP 52 only
+	KindV2 // v2
+	// KindHybrid: both: reachable by the v1 hash and the truncated v2 hash
+	KindHybrid // hybrid
 )
-
-func (k Kind) String() string {
-	switch k {
-	case KindV1:
-		return "v1"
-	case KindV2:
-		return "v2"
-	case KindHybrid:
-		return "hybrid"
-	}
-	return "unknown"
-}
 
 // File is one file of a torrent. Path is relative to the torrent's Name directory for
 // multi-file torrents, and is just the file name for single-file ones.
