@@ -1,6 +1,8 @@
 // Command btda watches BitTorrent swarms and exports confirmed downloads to Prometheus.
 //
-// Subcommands: run (the default), inspect, probe, metadata, announce. See the README.
+// Subcommands: run (the default), inspect, probe, metadata, announce. This package holds the
+// flags, the construction of the parts from the configuration and the subcommands; a
+// running btda's orchestration is package daemon. See the README.
 package main
 
 import (
