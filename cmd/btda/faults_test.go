@@ -78,8 +78,8 @@ func TestCorruptStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, stderr, code := runBTDA(t, "run", "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-			if code != 1 || !strings.Contains(stderr, db) || !strings.Contains(stderr, "corrupt") {
-				t.Fatalf("exit %d, want 1 with an error naming %s as corrupt; stderr:\n%s", code, db, stderr)
+			if code != 1 || !strings.Contains(stderr, db) || !strings.Contains(stderr, "is damaged") {
+				t.Fatalf("exit %d, want 1 with an error naming %s as damaged; stderr:\n%s", code, db, stderr)
 			}
 			if strings.Contains(stderr, "panic") {
 				t.Fatalf("btda panicked:\n%s", stderr)

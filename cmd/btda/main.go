@@ -63,6 +63,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	metadataMagnet := metadataCommand.Arg("magnet", "The magnet URI.").Required().String()
 	metadataPeers := metadataCommand.Arg("peer", "Peers as IP:PORT or [IPv6]:PORT.").Required().Strings()
 
+	storeCmds := addStoreCommands(app)
+
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "btda: %v (try --help)\n", err)
@@ -73,6 +75,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	if *configCheck {
 		return checkConfig(*configFile, stdout, stderr)
+	}
+	if code, ok := storeCmds.run(ctx, cmd, *configFile, stdout, stderr); ok {
+		return code
 	}
 	switch cmd {
 	case inspectCmd.FullCommand():
