@@ -108,9 +108,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func checkConfig(path string, stdout, stderr io.Writer) int {
-	if _, err := config.Load(path); err != nil {
+	cfg, err := config.Load(path)
+	if err != nil {
 		fmt.Fprintf(stderr, "btda: %v\n", err)
 		return 1
+	}
+	code := 0
+	for _, n := range cfg.CheckInputs() {
+		if n.Err {
+			fmt.Fprintf(stderr, "btda: %s: %s\n", path, n)
+			code = 1
+		} else {
+			fmt.Fprintf(stdout, "%s: note: %s\n", path, n)
+		}
+	}
+	if code != 0 {
+		return code
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid\n", path)
 	return 0
