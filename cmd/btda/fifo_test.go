@@ -57,7 +57,7 @@ func TestMissingInputsConfigCheck(t *testing.T) {
 	os.WriteFile(file, nil, 0o600)
 	for _, tc := range []struct {
 		name, yml, want string
-		code           int
+		code            int
 	}{
 		{"nonexistent", "torrents:\n  directory: /nonexistent\n  magnet_file: \"\"\n", "torrents.directory: /nonexistent does not exist", 1},
 		{"regular file", "torrents:\n  directory: " + file + "\n  magnet_file: \"\"\n", "is not a directory", 1},
