@@ -46,17 +46,18 @@ const (
 	OutcomeNotBitTorrent                           // garbage or an encrypted (MSE) handshake
 	OutcomeInfoHashMismatch                        // the peer answered for another torrent
 	OutcomeClosedBeforeProgress                    // the peer closed after the handshake, before any progress message
-	OutcomeMessageCap                              // the message or session cap ended the session (progress may be known)
+	OutcomeMessageCap                              // probe.message_cap ended the session (progress may be known)
 	OutcomeProtocolViolation                       // a malformed or out-of-range message; see Observation.Violation
 	OutcomeLocalError                              // our side failed (e.g. out of file descriptors); retry later
 	OutcomeSelf                                    // the peer was btda itself (a tracker or the DHT listed our own address)
+	OutcomeSessionCap                              // probe.session_cap (or the caller's deadline) ended the session (progress may be known)
 )
 
 // Outcomes lists every Outcome, for pre-creating metric series.
 var Outcomes = []Outcome{OutcomeOK, OutcomeNoProgress, OutcomeRefused, OutcomeConnectTimeout,
 	OutcomeUnreachable, OutcomeReset, OutcomeHandshakeTimeout, OutcomeNotBitTorrent,
 	OutcomeInfoHashMismatch, OutcomeClosedBeforeProgress, OutcomeMessageCap,
-	OutcomeProtocolViolation, OutcomeLocalError, OutcomeSelf}
+	OutcomeProtocolViolation, OutcomeLocalError, OutcomeSelf, OutcomeSessionCap}
 
 func (o Outcome) String() string {
 	switch o {
@@ -88,6 +89,8 @@ func (o Outcome) String() string {
 		return "local_error"
 	case OutcomeSelf:
 		return "self"
+	case OutcomeSessionCap:
+		return "session_cap"
 	}
 	return "unknown"
 }
@@ -96,7 +99,7 @@ func (o Outcome) String() string {
 // later failure to connect is not a reason to forget it.
 func (o Outcome) Reached() bool {
 	switch o {
-	case OutcomeOK, OutcomeNoProgress, OutcomeClosedBeforeProgress, OutcomeMessageCap, OutcomeProtocolViolation:
+	case OutcomeOK, OutcomeNoProgress, OutcomeClosedBeforeProgress, OutcomeMessageCap, OutcomeSessionCap, OutcomeProtocolViolation:
 		return true
 	}
 	return false

@@ -355,7 +355,7 @@ func TestSessionHostile(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-		}, OutcomeMessageCap, ""},
+		}, OutcomeSessionCap, ""},
 		{"wrong info hash", nil, func(p *peerConn) {
 			p.readHandshake()
 			p.handshake(fastExt, otherHash, "")
@@ -493,7 +493,7 @@ func TestSessionContextDeadlineIsACap(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	o := p.Probe(ctx, Target{Torrent: testHash, Pieces: n, Addr: addr})
-	if o.Outcome != OutcomeMessageCap || !o.Known || o.Last.Pieces != 1 {
+	if o.Outcome != OutcomeSessionCap || !o.Known || o.Last.Pieces != 1 {
 		t.Fatalf("outcome %v known %v last %+v (%v)", o.Outcome, o.Known, o.Last, o.Err)
 	}
 }
