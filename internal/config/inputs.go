@@ -207,3 +207,13 @@ func nodeText(v *yaml.Node) string {
 	}
 	return v.Value
 }
+
+// WithoutWatchList returns a copy of c without the watch-list inputs (torrents.directory
+// and torrents.magnet_file, and whether the file set them): what a reload applies. Two
+// configurations whose copies differ need a restart to go from one to the other.
+func (c *Config) WithoutWatchList() Config {
+	o := *c
+	o.Torrents.Directory, o.Torrents.MagnetFile = "", ""
+	o.Torrents.explicitDir, o.Torrents.explicitMagnet = false, false
+	return o
+}

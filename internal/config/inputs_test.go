@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -112,5 +113,23 @@ func TestCheckInputs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestWithoutWatchList(t *testing.T) {
+	a, err := Parse([]byte("torrents:\n  directory: x\nprobe:\n  concurrency: 5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse([]byte("probe:\n  concurrency: 5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.WithoutWatchList(), b.WithoutWatchList()) {
+		t.Fatal("configurations differing only in the watch list differ without it")
+	}
+	b.Probe.Concurrency = 6
+	if reflect.DeepEqual(a.WithoutWatchList(), b.WithoutWatchList()) {
+		t.Fatal("a probe setting change was hidden")
 	}
 }
