@@ -52,7 +52,7 @@ const (
 	OutcomeInfoHashMismatch // infohash_mismatch
 	// OutcomeClosedBeforeProgress: the peer closed after the handshake, before any progress message
 	OutcomeClosedBeforeProgress // closed_before_progress
-	// OutcomeMessageCap: the message or session cap ended the session (progress may be known)
+	// OutcomeMessageCap: probe.message_cap ended the session (progress may be known)
 	OutcomeMessageCap // message_cap
 	// OutcomeProtocolViolation: a malformed or out-of-range message; see Observation.Violation
 	OutcomeProtocolViolation // protocol_violation
@@ -60,19 +60,21 @@ const (
 	OutcomeLocalError // local_error
 	// OutcomeSelf: the peer was btda itself (a tracker or the DHT listed our own address)
 	OutcomeSelf // self
+	// OutcomeSessionCap: probe.session_cap (or the caller's deadline) ended the session (progress may be known)
+	OutcomeSessionCap // session_cap
 )
 
 // Outcomes lists every Outcome, for pre-creating metric series.
 var Outcomes = []Outcome{OutcomeOK, OutcomeNoProgress, OutcomeRefused, OutcomeConnectTimeout,
 	OutcomeUnreachable, OutcomeReset, OutcomeHandshakeTimeout, OutcomeNotBitTorrent,
 	OutcomeInfoHashMismatch, OutcomeClosedBeforeProgress, OutcomeMessageCap,
-	OutcomeProtocolViolation, OutcomeLocalError, OutcomeSelf}
+	OutcomeProtocolViolation, OutcomeLocalError, OutcomeSelf, OutcomeSessionCap}
 
 // Reached reports whether the peer answered as a BitTorrent peer of this torrent, so a
 // later failure to connect is not a reason to forget it.
 func (o Outcome) Reached() bool {
 	switch o {
-	case OutcomeOK, OutcomeNoProgress, OutcomeClosedBeforeProgress, OutcomeMessageCap, OutcomeProtocolViolation:
+	case OutcomeOK, OutcomeNoProgress, OutcomeClosedBeforeProgress, OutcomeMessageCap, OutcomeSessionCap, OutcomeProtocolViolation:
 		return true
 	}
 	return false

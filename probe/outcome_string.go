@@ -22,11 +22,12 @@ func _() {
 	_ = x[OutcomeProtocolViolation-12]
 	_ = x[OutcomeLocalError-13]
 	_ = x[OutcomeSelf-14]
+	_ = x[OutcomeSessionCap-15]
 }
 
-const _Outcome_name = "okno_progressrefusedconnect_timeoutunreachableresethandshake_timeoutnot_bittorrentinfohash_mismatchclosed_before_progressmessage_capprotocol_violationlocal_errorself"
+const _Outcome_name = "okno_progressrefusedconnect_timeoutunreachableresethandshake_timeoutnot_bittorrentinfohash_mismatchclosed_before_progressmessage_capprotocol_violationlocal_errorselfsession_cap"
 
-var _Outcome_index = [...]uint8{0, 2, 13, 20, 35, 46, 51, 68, 82, 99, 121, 132, 150, 161, 165}
+var _Outcome_index = [...]uint8{0, 2, 13, 20, 35, 46, 51, 68, 82, 99, 121, 132, 150, 161, 165, 176}
 
 func (i Outcome) String() string {
 	idx := int(i) - 1
