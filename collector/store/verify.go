@@ -81,6 +81,7 @@ type checker struct {
 	problems []string
 	total    int
 	rep      *CheckReport
+	records  bool // also decode every record (Check); Open checks the structure only
 }
 
 func (c *checker) problem(format string, args ...any) {
@@ -171,10 +172,12 @@ func (c *checker) findPageSize() (int, error) {
 	return 0, nil
 }
 
-// verifyFile checks f (of the given size) and returns its report, or a *DamagedError.
-func verifyFile(path string, f io.ReaderAt, size int64) (*CheckReport, error) {
+// verifyFile checks f (of the given size) and returns its report, or a *DamagedError. With
+// records, every record is decoded too; without, only what bbolt itself reads is checked
+// (a record that does not decode is the collector's to skip and count).
+func verifyFile(path string, f io.ReaderAt, size int64, records bool) (*CheckReport, error) {
 	rep := &CheckReport{Path: path, Size: size, Records: map[string]int{}}
-	c := &checker{f: f, path: path, size: size, seen: map[uint64]bool{}, rep: rep}
+	c := &checker{f: f, path: path, size: size, seen: map[uint64]bool{}, rep: rep, records: records}
 	if err := c.walkFile(); err != nil {
 		return rep, err
 	}
@@ -412,6 +415,9 @@ func (c *checker) walkLeaf(buf []byte, count uint16, bucket, where string, depth
 				continue
 			}
 			c.rep.Records[bucket]++
+			if !c.records {
+				continue
+			}
 			if err := checkRecord(bucket, k, v); err != nil {
 				c.problem("%s: %v", where, err)
 			}
@@ -509,9 +515,9 @@ func checkRecord(bucket string, k, v []byte) error {
 }
 
 // openVerified opens an existing store file read-only, takes a shared lock on it (waiting
-// up to timeout for a writer to let go) and verifies it. The caller closes the file, which
+// up to timeout for a writer to let go) and verifies it (its records too if records). The caller closes the file, which
 // drops the lock. It returns (nil, nil, nil) when the file does not exist.
-func openVerified(path string, timeout time.Duration) (*os.File, *CheckReport, error) {
+func openVerified(path string, timeout time.Duration, records bool) (*os.File, *CheckReport, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|nonBlock, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -540,7 +546,7 @@ func openVerified(path string, timeout time.Duration) (*os.File, *CheckReport, e
 		_ = f.Close()
 		return nil, nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	rep, err := verifyFile(path, f, fi.Size())
+	rep, err := verifyFile(path, f, fi.Size(), records)
 	if err != nil {
 		_ = f.Close()
 		return nil, rep, err
