@@ -253,15 +253,6 @@ func (c *checker) walkFile() error {
 	return c.walkPage(m.root, "", "the root bucket", 0)
 }
 
-// header reads the 16-byte page header of page id.
-func (c *checker) header(id uint64) (hid uint64, flags, count uint16, overflow uint32, ok bool, err error) {
-	b, err := c.read(int64(id)*int64(c.pageSize), pageHeaderSize)
-	if err != nil || b == nil {
-		return 0, 0, 0, 0, false, err
-	}
-	return native.Uint64(b), native.Uint16(b[8:]), native.Uint16(b[10:]), native.Uint32(b[12:]), true, nil
-}
-
 // claim reads page id with its overflow pages after checking the references; it returns
 // nil (after recording the problem) if the page cannot be used.
 func (c *checker) claim(id uint64, from string) ([]byte, uint16, uint16, error) {
@@ -273,13 +264,15 @@ func (c *checker) claim(id uint64, from string) ([]byte, uint16, uint16, error) 
 		c.problem("page %d is referenced twice (again from %s)", id, from)
 		return nil, 0, 0, nil
 	}
-	hid, flags, count, overflow, ok, err := c.header(id)
-	if err != nil || !ok {
+	// One read for the page, a second only for its overflow pages.
+	buf, err := c.read(int64(id)*int64(c.pageSize), c.pageSize)
+	if err != nil || buf == nil {
 		if err == nil {
 			c.problem("page %d (from %s) lies past the end of the file", id, from)
 		}
 		return nil, 0, 0, err
 	}
+	hid, flags, count, overflow := native.Uint64(buf), native.Uint16(buf[8:]), native.Uint16(buf[10:]), native.Uint32(buf[12:])
 	if hid != id {
 		c.problem("page %d (from %s) identifies itself as page %d", id, from, hid)
 		return nil, 0, 0, nil
@@ -295,12 +288,15 @@ func (c *checker) claim(id uint64, from string) ([]byte, uint16, uint16, error) 
 		}
 		c.seen[i] = true
 	}
-	buf, err := c.read(int64(id)*int64(c.pageSize), (int(overflow)+1)*c.pageSize)
-	if err != nil || buf == nil {
-		if err == nil {
-			c.problem("page %d (from %s) lies past the end of the file", id, from)
+	if overflow > 0 {
+		rest, err := c.read(int64(id+1)*int64(c.pageSize), int(overflow)*c.pageSize)
+		if err != nil || rest == nil {
+			if err == nil {
+				c.problem("page %d (from %s) lies past the end of the file", id, from)
+			}
+			return nil, 0, 0, err
 		}
-		return nil, 0, 0, err
+		buf = append(buf, rest...)
 	}
 	return buf, flags, count, nil
 }
