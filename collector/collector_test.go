@@ -353,7 +353,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = New(Config{StorePath: garbage}, prometheus.NewRegistry(), quietLog())
-	if err == nil || !strings.Contains(err.Error(), "store "+garbage+" is corrupt or not a bbolt file") {
+	if err == nil || !strings.Contains(err.Error(), "store "+garbage+" is damaged") {
 		t.Fatalf("err = %v", err)
 	}
 	for _, cfg := range []Config{{}, {StorePath: path + "2", Threshold: 1.5}} {

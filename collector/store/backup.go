@@ -19,7 +19,7 @@ func Check(path string, opt Options) (*CheckReport, error) {
 	if opt.LockTimeout <= 0 {
 		opt.LockTimeout = DefaultLockTimeout
 	}
-	db, f, rep, err := openReadOnly(path, opt)
+	db, f, rep, err := openReadOnly(path, opt, true)
 	if err != nil {
 		return rep, err
 	}
@@ -48,6 +48,22 @@ func Check(path string, opt Options) (*CheckReport, error) {
 	return rep, nil
 }
 
+// Verify checks the structure of the store file at path as Open does (every page bbolt
+// would read), without decoding records or changing the file.
+func Verify(path string, opt Options) (*CheckReport, error) {
+	if opt.LockTimeout <= 0 {
+		opt.LockTimeout = DefaultLockTimeout
+	}
+	f, rep, err := openVerified(path, opt.LockTimeout, false)
+	if err != nil {
+		return rep, err
+	}
+	if f == nil {
+		return nil, fmt.Errorf("store %s: %w", path, os.ErrNotExist)
+	}
+	return rep, f.Close()
+}
+
 // schemaProblem describes what makes a verified bbolt file not a readable btda store.
 func schemaProblem(tx *bolt.Tx) string {
 	meta := tx.Bucket(bucketMeta)
@@ -72,8 +88,8 @@ func schemaProblem(tx *bolt.Tx) string {
 
 // openReadOnly verifies the existing store at path and opens it with bbolt read-only. The
 // returned file holds a shared lock until closed (after db).
-func openReadOnly(path string, opt Options) (*bolt.DB, *os.File, *CheckReport, error) {
-	f, rep, err := openVerified(path, opt.LockTimeout)
+func openReadOnly(path string, opt Options, records bool) (*bolt.DB, *os.File, *CheckReport, error) {
+	f, rep, err := openVerified(path, opt.LockTimeout, records)
 	if err != nil {
 		return nil, nil, rep, err
 	}
@@ -92,12 +108,13 @@ func openReadOnly(path string, opt Options) (*bolt.DB, *os.File, *CheckReport, e
 }
 
 // Backup writes a consistent copy of the store file at path, which no process may hold
-// open for writing, to w. The file is verified first, so a damaged store is not copied.
+// open for writing, to w. The file's structure is verified first, so a damaged store is not
+// copied (records that do not decode are copied as they are).
 func Backup(path string, w io.Writer, opt Options) (int64, error) {
 	if opt.LockTimeout <= 0 {
 		opt.LockTimeout = DefaultLockTimeout
 	}
-	db, f, _, err := openReadOnly(path, opt)
+	db, f, _, err := openReadOnly(path, opt, false)
 	if err != nil {
 		return 0, err
 	}

@@ -83,8 +83,9 @@ type Store struct {
 }
 
 // Open opens (or creates) the store at path. An existing file is verified first (every
-// page bbolt would read, and every record): a damaged one, or an empty one, is refused with
-// a *DamagedError and left untouched.
+// page bbolt would read): a damaged one, or an empty one, is refused with a *DamagedError
+// and left untouched. Records are not decoded here: one that does not decode is skipped
+// where it is read (Check finds them all).
 func Open(path string, opt Options) (s *Store, err error) {
 	if opt.LockTimeout <= 0 {
 		opt.LockTimeout = DefaultLockTimeout
@@ -98,7 +99,7 @@ func Open(path string, opt Options) (s *Store, err error) {
 	// Verify an existing file first: bbolt panics on some damage where no recover() can
 	// catch it (see verify.go). The file is closed again (dropping the shared lock) before
 	// bbolt takes its exclusive one.
-	f, _, err := openVerified(path, opt.LockTimeout)
+	f, _, err := openVerified(path, opt.LockTimeout, false)
 	if err != nil {
 		return nil, err
 	}

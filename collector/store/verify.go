@@ -81,6 +81,7 @@ type checker struct {
 	problems []string
 	total    int
 	rep      *CheckReport
+	records  bool // also decode every record (Check); Open checks the structure only
 }
 
 func (c *checker) problem(format string, args ...any) {
@@ -171,10 +172,12 @@ func (c *checker) findPageSize() (int, error) {
 	return 0, nil
 }
 
-// verifyFile checks f (of the given size) and returns its report, or a *DamagedError.
-func verifyFile(path string, f io.ReaderAt, size int64) (*CheckReport, error) {
+// verifyFile checks f (of the given size) and returns its report, or a *DamagedError. With
+// records, every record is decoded too; without, only what bbolt itself reads is checked
+// (a record that does not decode is the collector's to skip and count).
+func verifyFile(path string, f io.ReaderAt, size int64, records bool) (*CheckReport, error) {
 	rep := &CheckReport{Path: path, Size: size, Records: map[string]int{}}
-	c := &checker{f: f, path: path, size: size, seen: map[uint64]bool{}, rep: rep}
+	c := &checker{f: f, path: path, size: size, seen: map[uint64]bool{}, rep: rep, records: records}
 	if err := c.walkFile(); err != nil {
 		return rep, err
 	}
@@ -250,15 +253,6 @@ func (c *checker) walkFile() error {
 	return c.walkPage(m.root, "", "the root bucket", 0)
 }
 
-// header reads the 16-byte page header of page id.
-func (c *checker) header(id uint64) (hid uint64, flags, count uint16, overflow uint32, ok bool, err error) {
-	b, err := c.read(int64(id)*int64(c.pageSize), pageHeaderSize)
-	if err != nil || b == nil {
-		return 0, 0, 0, 0, false, err
-	}
-	return native.Uint64(b), native.Uint16(b[8:]), native.Uint16(b[10:]), native.Uint32(b[12:]), true, nil
-}
-
 // claim reads page id with its overflow pages after checking the references; it returns
 // nil (after recording the problem) if the page cannot be used.
 func (c *checker) claim(id uint64, from string) ([]byte, uint16, uint16, error) {
@@ -270,13 +264,15 @@ func (c *checker) claim(id uint64, from string) ([]byte, uint16, uint16, error) 
 		c.problem("page %d is referenced twice (again from %s)", id, from)
 		return nil, 0, 0, nil
 	}
-	hid, flags, count, overflow, ok, err := c.header(id)
-	if err != nil || !ok {
+	// One read for the page, a second only for its overflow pages.
+	buf, err := c.read(int64(id)*int64(c.pageSize), c.pageSize)
+	if err != nil || buf == nil {
 		if err == nil {
 			c.problem("page %d (from %s) lies past the end of the file", id, from)
 		}
 		return nil, 0, 0, err
 	}
+	hid, flags, count, overflow := native.Uint64(buf), native.Uint16(buf[8:]), native.Uint16(buf[10:]), native.Uint32(buf[12:])
 	if hid != id {
 		c.problem("page %d (from %s) identifies itself as page %d", id, from, hid)
 		return nil, 0, 0, nil
@@ -292,12 +288,15 @@ func (c *checker) claim(id uint64, from string) ([]byte, uint16, uint16, error) 
 		}
 		c.seen[i] = true
 	}
-	buf, err := c.read(int64(id)*int64(c.pageSize), (int(overflow)+1)*c.pageSize)
-	if err != nil || buf == nil {
-		if err == nil {
-			c.problem("page %d (from %s) lies past the end of the file", id, from)
+	if overflow > 0 {
+		rest, err := c.read(int64(id+1)*int64(c.pageSize), int(overflow)*c.pageSize)
+		if err != nil || rest == nil {
+			if err == nil {
+				c.problem("page %d (from %s) lies past the end of the file", id, from)
+			}
+			return nil, 0, 0, err
 		}
-		return nil, 0, 0, err
+		buf = append(buf, rest...)
 	}
 	return buf, flags, count, nil
 }
@@ -412,6 +411,9 @@ func (c *checker) walkLeaf(buf []byte, count uint16, bucket, where string, depth
 				continue
 			}
 			c.rep.Records[bucket]++
+			if !c.records {
+				continue
+			}
 			if err := checkRecord(bucket, k, v); err != nil {
 				c.problem("%s: %v", where, err)
 			}
@@ -509,9 +511,9 @@ func checkRecord(bucket string, k, v []byte) error {
 }
 
 // openVerified opens an existing store file read-only, takes a shared lock on it (waiting
-// up to timeout for a writer to let go) and verifies it. The caller closes the file, which
+// up to timeout for a writer to let go) and verifies it (its records too if records). The caller closes the file, which
 // drops the lock. It returns (nil, nil, nil) when the file does not exist.
-func openVerified(path string, timeout time.Duration) (*os.File, *CheckReport, error) {
+func openVerified(path string, timeout time.Duration, records bool) (*os.File, *CheckReport, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|nonBlock, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -540,7 +542,7 @@ func openVerified(path string, timeout time.Duration) (*os.File, *CheckReport, e
 		_ = f.Close()
 		return nil, nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	rep, err := verifyFile(path, f, fi.Size())
+	rep, err := verifyFile(path, f, fi.Size(), records)
 	if err != nil {
 		_ = f.Close()
 		return nil, rep, err
