@@ -144,7 +144,7 @@ func listenAt(ip string) netip.AddrPort {
 	if ap, err := netip.ParseAddrPort(ip); err == nil {
 		return ap
 	}
-	return netip.AddrPortFrom(netip.MustParseAddr(ip), 0)
+	return netip.AddrPortFrom(netip.MustParseAddr(strings.Trim(ip, "[]")), 0)
 }
 
 // newFakeHTTP listens on ip (a 127.x address) so that each fake has its own tracker label.
