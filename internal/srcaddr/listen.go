@@ -7,13 +7,18 @@ import (
 )
 
 // ListenTCP listens on every address and returns one net.Listener accepting from all of
-// them (one address: that listener itself). Addr is the first address's.
+// them (one address: that listener itself). Addr is the first address's; a later address
+// with port 0 takes the first one's port, so that all listen on the port announced.
 func ListenTCP(addrs []string) (net.Listener, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("srcaddr: ListenTCP without an address")
 	}
 	lns := make([]net.Listener, 0, len(addrs))
-	for _, a := range addrs {
+	for i, a := range addrs {
+		if host, port, err := net.SplitHostPort(a); i > 0 && err == nil && port == "0" {
+			_, p, _ := net.SplitHostPort(lns[0].Addr().String())
+			a = net.JoinHostPort(host, p)
+		}
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			for _, l := range lns {

@@ -276,3 +276,28 @@ func (a Addrs) ListenAddresses(addr string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// ListenAddress is ListenAddresses for a socket of one family (a UDP node): an empty host
+// stands for that family's wildcard.
+func (a Addrs) ListenAddress(addr string, v6 bool) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		out, err := a.ListenAddresses(addr)
+		if err != nil {
+			return "", err
+		}
+		return out[0], nil
+	}
+	wild := "0.0.0.0"
+	if v6 {
+		wild = "::"
+	}
+	if !a.IsSet() {
+		return addr, nil
+	}
+	out, err := a.ListenAddresses(net.JoinHostPort(wild, port))
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", addr, ErrNoFamily)
+	}
+	return out[0], nil
+}

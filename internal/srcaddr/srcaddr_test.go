@@ -139,6 +139,26 @@ func TestListenAddresses(t *testing.T) {
 			t.Errorf("%v %q: %q %v, want %q", tc.a, tc.in, got, err, tc.want)
 		}
 	}
+	for _, tc := range []struct {
+		a    Addrs
+		in   string
+		v6   bool
+		want string // "" = error
+	}{
+		{Addrs{}, ":17000", false, ":17000"},
+		{Addrs{}, "[::]:17000", true, "[::]:17000"},
+		{both, ":17000", false, "192.0.2.7:17000"},
+		{both, ":17000", true, "[2001:db8::7]:17000"},
+		{both, "[::]:17000", true, "[2001:db8::7]:17000"},
+		{both, "[::1]:17000", true, "[::1]:17000"},
+		{v4, ":17000", true, ""},
+		{v4, "[::]:17000", true, ""},
+	} {
+		got, err := tc.a.ListenAddress(tc.in, tc.v6)
+		if got != tc.want || (err != nil) != (tc.want == "") {
+			t.Errorf("ListenAddress(%v, %q, v6=%v) = %q %v, want %q", tc.a, tc.in, tc.v6, got, err, tc.want)
+		}
+	}
 }
 
 // TestListenTCP: one listener over two addresses accepts from both and closes cleanly.
@@ -148,6 +168,9 @@ func TestListenTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := ln.(*multiListener)
+	if port(m.lns[0]) != port(m.lns[1]) {
+		t.Errorf("listening on %v and %v: want one port", m.lns[0].Addr(), m.lns[1].Addr())
+	}
 	for _, l := range m.lns {
 		c, err := net.Dial("tcp", l.Addr().String())
 		if err != nil {
