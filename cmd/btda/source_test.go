@@ -162,3 +162,19 @@ func TestSourceAddressAnnounce(t *testing.T) {
 		t.Errorf("missing interface: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestAnnounceDHTIPv6Listen: `btda announce --dht` builds its IPv6 node from dht.ipv6 and
+// dht.listen_address_v6 (the test DHT cluster is IPv4-only, so this checks the address
+// reaches the node: one this machine does not have cannot be bound).
+func TestAnnounceDHTIPv6Listen(t *testing.T) {
+	dir := t.TempDir()
+	path, _ := writeTestTorrent(t, dir, []string{"http://127.0.0.1:1/announce"})
+	cfgPath := filepath.Join(dir, "btda.yml")
+	if err := os.WriteFile(cfgPath, []byte("dht:\n  ipv6: true\n  listen_address: \"127.0.0.1:0\"\n  listen_address_v6: \"[2001:db8::1]:17000\"\n  bootstrap_nodes: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runBTDA(t, "--config.file", cfgPath, "announce", "--torrent", path, "--dht", "--timeout", "10s")
+	if code != 1 || !strings.Contains(out, `"source":"dht"`) || !strings.Contains(out, "2001:db8::1") {
+		t.Errorf("exit %d, want the DHT line to fail on [2001:db8::1]:0\n%s\n%s", code, out, stderr)
+	}
+}
