@@ -83,7 +83,13 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 	enc.SetEscapeHTML(false)
 	failed := false
 
+	src, err := sourceAddrs(cfg, nil)
+	if err != nil {
+		logger.Error("bad source address", "err", err)
+		return 1
+	}
 	tcfg := tracker.Config{
+		Source:      src,
 		Port:        uint16(cfg.AnnouncePort()),
 		NumWant:     int32(cfg.Trackers.NumWant),
 		HTTPTimeout: time.Duration(cfg.Trackers.Timeout),
@@ -122,12 +128,16 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 
 	if o.dht {
 		l := announceLine{Source: "dht"}
-		// A temporary node on an ephemeral port, so it never collides with a running btda.
-		host, _, _ := net.SplitHostPort(cfg.DHT.ListenAddress)
+		// Temporary nodes on ephemeral ports, so they never collide with a running btda.
+		listen, listen6, err := dhtListen(cfg, src)
+		if err != nil {
+			logger.Error("cannot set up the DHT node", "err", err)
+			return 1
+		}
 		peers, err := dht.LookupOnce(ctx, dht.Config{
-			Listen:        net.JoinHostPort(host, "0"),
+			Listen:        ephemeral(listen),
 			IPv6:          cfg.DHT.IPv6,
-			Listen6:       "[::]:0",
+			Listen6:       ephemeral(listen6),
 			Bootstrap:     cfg.DHT.BootstrapNodes,
 			LookupTimeout: time.Duration(cfg.DHT.LookupTimeout),
 		}, hashes, logger)
@@ -143,6 +153,12 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 		return 1
 	}
 	return 0
+}
+
+// ephemeral is addr with port 0.
+func ephemeral(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, "0")
 }
 
 func addrStrings(as []netip.AddrPort) []string {

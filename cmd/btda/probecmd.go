@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -120,14 +121,20 @@ func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slo
 		logger.Error("cannot load the torrent", "err", err)
 		return 1
 	}
+	src, err := sourceAddrs(cfg, nil)
+	if err != nil {
+		logger.Error("bad source address", "err", err)
+		return 1
+	}
+	sc := sessionConfig(cfg, 0, src, logger)
 	if t == nil {
-		t, err = fetchMetadata(ctx, time.Duration(cfg.Probe.ConnectTimeout), m, peers, logger)
+		t, err = fetchMetadata(ctx, time.Duration(cfg.Probe.ConnectTimeout), sc.Dial, m, peers, logger)
 		if err != nil {
 			logger.Error("cannot fetch the magnet's metadata from the given peers", "err", err)
 			return 1
 		}
 	}
-	prober, err := probe.NewProber(sessionConfig(cfg, 0, logger))
+	prober, err := probe.NewProber(sc)
 	if err != nil {
 		logger.Error("cannot set up the prober", "err", err)
 		return 1
@@ -154,10 +161,12 @@ func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slo
 	return status
 }
 
-func fetchMetadata(ctx context.Context, dialTimeout time.Duration, m *metainfo.Magnet, peers []netip.AddrPort, logger *slog.Logger) (*metainfo.Torrent, error) {
+// fetchMetadata fetches m's metadata from peers; dial nil is the default dialer.
+func fetchMetadata(ctx context.Context, dialTimeout time.Duration, dial func(context.Context, string, string) (net.Conn, error),
+	m *metainfo.Magnet, peers []netip.AddrPort, logger *slog.Logger) (*metainfo.Torrent, error) {
 	ctx, cancel := context.WithTimeout(ctx, daemon.MetadataTimeout)
 	defer cancel()
-	return probe.FetchMetadata(ctx, probe.MetadataConfig{DialTimeout: dialTimeout, Logger: logger}, m, peers)
+	return probe.FetchMetadata(ctx, probe.MetadataConfig{DialTimeout: dialTimeout, Dial: dial, Logger: logger}, m, peers)
 }
 
 // metadataCmd fetches a magnet's info dictionary from the given peers and prints the
@@ -178,7 +187,12 @@ func metadataCmd(ctx context.Context, cf configSource, magnet string, peerArgs [
 		logger.Error("bad peer address", "err", err)
 		return 2
 	}
-	t, err := fetchMetadata(ctx, time.Duration(cfg.Probe.ConnectTimeout), m, peers, logger)
+	src, err := sourceAddrs(cfg, nil)
+	if err != nil {
+		logger.Error("bad source address", "err", err)
+		return 1
+	}
+	t, err := fetchMetadata(ctx, time.Duration(cfg.Probe.ConnectTimeout), sessionConfig(cfg, 0, src, nil).Dial, m, peers, logger)
 	if err != nil {
 		logger.Error("metadata not fetched", "err", err)
 		return 1

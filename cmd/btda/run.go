@@ -27,6 +27,7 @@ import (
 	"github.com/btda/btda/discovery/dht"
 	"github.com/btda/btda/discovery/tracker"
 	"github.com/btda/btda/internal/config"
+	"github.com/btda/btda/internal/srcaddr"
 	"github.com/btda/btda/probe"
 	"github.com/btda/btda/probe/scheduler"
 	"github.com/btda/btda/probe/wire"
@@ -162,7 +163,15 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 		return dc, nil, err
 	}
 
-	if dc.PeerListener, err = net.Listen("tcp", cfg.Peer.ListenAddress); err != nil {
+	src, err := sourceAddrs(cfg, logger)
+	if err != nil {
+		return dc, nil, err
+	}
+	peerAddrs, err := src.ListenAddresses(cfg.Peer.ListenAddress)
+	if err != nil {
+		return dc, nil, fmt.Errorf("peer.listen_address: %w", err)
+	}
+	if dc.PeerListener, err = srcaddr.ListenTCP(peerAddrs); err != nil {
 		return dc, nil, fmt.Errorf("peer listener: %w", err)
 	}
 	port := uint16(cfg.AnnouncePort())
@@ -170,7 +179,7 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 		port = uint16(dc.PeerListener.Addr().(*net.TCPAddr).Port)
 	}
 	// One budget bounds the large message buffers of every session and metadata fetch.
-	sc := sessionConfig(cfg, port, logger)
+	sc := sessionConfig(cfg, port, src, logger)
 	sc.Budget = wire.NewBudget(probe.DefaultBufferBudget)
 	if dc.Prober, err = probe.NewProber(sc); err != nil {
 		return dc, nil, err
@@ -188,7 +197,7 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 		ForgetAfter:  time.Duration(cfg.Probe.ForgetAfter),
 		DialRate:     rate.Limit(cfg.Probe.DialRate),
 	}
-	dc.Metadata = probe.MetadataConfig{ListenPort: port, DialTimeout: time.Duration(cfg.Probe.ConnectTimeout), Budget: sc.Budget}
+	dc.Metadata = probe.MetadataConfig{ListenPort: port, DialTimeout: time.Duration(cfg.Probe.ConnectTimeout), Budget: sc.Budget, Dial: sc.Dial}
 
 	sightings := make(chan discovery.Sighting, daemon.SightingsBuffer)
 	dc.Sightings = sightings
@@ -201,15 +210,21 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 			UDPBase:     time.Duration(cfg.Trackers.Timeout),
 			StopTimeout: daemon.TrackerStopTimeout,
 			UserAgent:   "btda/" + version.Version,
+			Source:      src,
 			Logger:      logger,
 		}, reg, sightings); err != nil {
 			return dc, nil, err
 		}
 	}
 	if cfg.DHT.Enabled {
+		listen, listen6, err := dhtListen(cfg, src)
+		if err != nil {
+			return dc, nil, err
+		}
 		if dc.DHT, err = dht.New(dht.Config{
-			Listen:        cfg.DHT.ListenAddress,
+			Listen:        listen,
 			IPv6:          cfg.DHT.IPv6,
+			Listen6:       listen6,
 			Bootstrap:     cfg.DHT.BootstrapNodes,
 			NodesFile:     filepath.Join(filepath.Dir(cfg.Storage.Path), dht.NodesFileName),
 			PeerPort:      int(port),
@@ -222,9 +237,43 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 	return dc, sightings, nil
 }
 
-// sessionConfig is the probe session configuration of cfg; port is sent as `p` (0: none).
-func sessionConfig(cfg *config.Config, port uint16, logger *slog.Logger) probe.SessionConfig {
+// sourceAddrs resolves peer.source_addresses (an interface name to its addresses now).
+func sourceAddrs(cfg *config.Config, logger *slog.Logger) (srcaddr.Addrs, error) {
+	src, err := srcaddr.Resolve(cfg.Peer.SourceAddresses)
+	if err != nil {
+		return src, fmt.Errorf("peer.source_addresses: %w", err)
+	}
+	if src.IsSet() && logger != nil {
+		logger.Info("outgoing connections leave from the source addresses; other address families are not used",
+			"source_addresses", src.String())
+	}
+	return src, nil
+}
+
+// dhtListen is where the DHT nodes listen: the configured addresses, a wildcard or empty
+// host following the source addresses.
+func dhtListen(cfg *config.Config, src srcaddr.Addrs) (listen, listen6 string, err error) {
+	if listen, err = src.ListenAddress(cfg.DHT.ListenAddress, false); err != nil {
+		return "", "", fmt.Errorf("dht.listen_address: %w (set it, or disable the DHT)", err)
+	}
+	listen6 = cfg.DHT.ListenAddress6
+	if cfg.DHT.IPv6 {
+		if listen6, err = src.ListenAddress(cfg.DHT.ListenAddress6, true); err != nil {
+			return "", "", fmt.Errorf("dht.listen_address_v6: %w (set it, or dht.ipv6: false)", err)
+		}
+	}
+	return listen, listen6, nil
+}
+
+// sessionConfig is the probe session configuration of cfg; port is sent as `p` (0: none);
+// connections leave from src.
+func sessionConfig(cfg *config.Config, port uint16, src srcaddr.Addrs, logger *slog.Logger) probe.SessionConfig {
+	var dial func(context.Context, string, string) (net.Conn, error)
+	if src.IsSet() { // else the prober's own dialer
+		dial = src.DialFunc(net.Dialer{})
+	}
 	return probe.SessionConfig{
+		Dial:             dial,
 		Version:          version.Version,
 		ListenPort:       port,
 		DialTimeout:      time.Duration(cfg.Probe.ConnectTimeout),

@@ -3,6 +3,8 @@ package tracker
 import (
 	"log/slog"
 	"time"
+
+	"github.com/btda/btda/internal/srcaddr"
 )
 
 // Config configures the tracker clients. Zero fields take the defaults noted.
@@ -35,7 +37,13 @@ type Config struct {
 	// start. Default 32.
 	MaxConcurrent int
 
+	// Source, when set, binds every tracker socket to its address of the tracker's
+	// family; a family without a source address is not used (see srcaddr).
+	Source srcaddr.Addrs
+
 	Logger *slog.Logger // default: discard
+
+	lookup lookupFunc // host name resolution; nil: the default resolver (tests replace it)
 
 	// OnResult, if set, is called after every announce round of every tracker, from that
 	// tracker's goroutine: it may be called concurrently and should return quickly.
@@ -104,6 +112,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConcurrent <= 0 {
 		c.MaxConcurrent = 32
+	}
+	if c.lookup == nil {
+		c.lookup = defaultLookup
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

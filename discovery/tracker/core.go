@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -14,24 +15,58 @@ import (
 // core holds what every tracker request needs: the HTTP and UDP clients, the metrics and
 // the logger. It turns every failure into an *Error and records the request.
 type core struct {
-	cfg  Config
-	http *http.Client
-	udp  *udpClient
-	m    *metrics
-	log  *slog.Logger
-	sem  chan struct{} // request slots (Config.MaxConcurrent)
+	cfg   Config
+	http4 *http.Client
+	http6 *http.Client
+	udp   *udpClient
+	m     *metrics
+	log   *slog.Logger
+	sem   chan struct{} // request slots (Config.MaxConcurrent)
 }
 
 func newCore(cfg Config, m *metrics) *core {
 	cfg = cfg.withDefaults()
 	cfg.Logger = cfg.Logger.With("component", "tracker")
-	return &core{cfg: cfg, http: newHTTPClient(cfg), udp: newUDPClient(cfg), m: m, log: cfg.Logger,
-		sem: make(chan struct{}, cfg.MaxConcurrent)}
+	return &core{cfg: cfg, http4: newHTTPClient(cfg, "tcp4"), http6: newHTTPClient(cfg, "tcp6"),
+		udp: newUDPClient(cfg), m: m, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConcurrent)}
 }
 
 func (c *core) close() {
 	c.udp.close()
-	c.http.CloseIdleConnections()
+	c.http4.CloseIdleConnections()
+	c.http6.CloseIdleConnections()
+}
+
+// httpFor is the HTTP client of ip's family.
+func (c *core) httpFor(ip netip.Addr) *http.Client {
+	if ip.Is4() {
+		return c.http4
+	}
+	return c.http6
+}
+
+// httpAnnounce announces over every family of the tracker's host.
+func (c *core) httpAnnounce(ctx context.Context, rawURL string, r AnnounceRequest) (*AnnounceResponse, error) {
+	host := hostOf(rawURL)
+	ips, err := trackerAddrs(ctx, c.cfg, host)
+	if err != nil {
+		return nil, err
+	}
+	return announceFamilies(ctx, c.cfg, rawURL, ips, func(ctx context.Context, ip netip.Addr) (*AnnounceResponse, error) {
+		return httpAnnounce(withPin(ctx, host, ip), c.httpFor(ip), c.cfg, rawURL, r)
+	})
+}
+
+// httpScrape scrapes over the first family of the tracker's host that answers.
+func (c *core) httpScrape(ctx context.Context, scrapeURL string, h metainfo.Hash) (*ScrapeResponse, error) {
+	host := hostOf(scrapeURL)
+	ips, err := trackerAddrs(ctx, c.cfg, host)
+	if err != nil {
+		return nil, err
+	}
+	return scrapeFamilies(ctx, ips, func(ctx context.Context, ip netip.Addr) (*ScrapeResponse, error) {
+		return httpScrape(withPin(ctx, host, ip), c.httpFor(ip), c.cfg, scrapeURL, h)
+	})
 }
 
 func scheme(rawURL string) string {
@@ -92,7 +127,7 @@ func (c *core) announce(ctx context.Context, rawURL string, r AnnounceRequest) (
 	var err error
 	switch scheme(rawURL) {
 	case "http", "https":
-		resp, err = httpAnnounce(ctx, c.http, c.cfg, rawURL, r)
+		resp, err = c.httpAnnounce(ctx, rawURL, r)
 	case "udp":
 		resp, err = c.udp.announce(ctx, rawURL, r)
 	default:
@@ -133,7 +168,7 @@ func (c *core) scrape(ctx context.Context, rawURL string, h metainfo.Hash, infoh
 	switch scheme(rawURL) {
 	case "http", "https":
 		if su, ok := ScrapeURL(rawURL); ok {
-			resp, err = httpScrape(ctx, c.http, c.cfg, su, h)
+			resp, err = c.httpScrape(ctx, su, h)
 		} else {
 			err = withReason(ReasonProtocol, "no scrape URL: the last path segment does not start with \"announce\"")
 		}

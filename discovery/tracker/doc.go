@@ -32,6 +32,14 @@
 // announce, on the same schedule, unless the announce found the tracker unreachable.
 // At most Config.MaxConcurrent requests are in flight at once.
 //
+// Address families. Trackers hand out peers of the family they are asked on, so a tracker
+// whose host resolves to both an IPv4 and an IPv6 address is announced to on both (its
+// first address of each family, in parallel; HTTP with one pooled client per family, UDP
+// with one socket per family, IPv6 replies carrying 18-byte peers) and the replies are
+// merged (see mergeAnnounces). The round fails only when every family fails and counts
+// once in the metrics. Config.Source binds every socket to a source address and leaves
+// out a family without one.
+//
 // Metrics label trackers by host name only (lower case, no port, no scheme): URLs may carry
 // passkeys in the path or query, and a port adds cardinality without helping an operator.
 // Two tracker URLs on the same host therefore share series; counters add up, gauges show

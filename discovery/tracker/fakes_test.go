@@ -127,6 +127,7 @@ type fakeHTTP struct {
 
 	mu       sync.Mutex
 	raw      []string // raw announce queries
+	remotes  []string // the announces' client addresses
 	times    []time.Time
 	scrapes  int
 	announce func(w http.ResponseWriter, r *http.Request) // nil: good reply
@@ -138,11 +139,19 @@ type httpReq struct {
 	at  time.Time
 }
 
+// listenAt reads a fake's address: an IP (any free port) or an IP:port.
+func listenAt(ip string) netip.AddrPort {
+	if ap, err := netip.ParseAddrPort(ip); err == nil {
+		return ap
+	}
+	return netip.AddrPortFrom(netip.MustParseAddr(strings.Trim(ip, "[]")), 0)
+}
+
 // newFakeHTTP listens on ip (a 127.x address) so that each fake has its own tracker label.
 func newFakeHTTP(t testing.TB, ip string, announce func(w http.ResponseWriter, r *http.Request)) *fakeHTTP {
 	t.Helper()
 	f := &fakeHTTP{announce: announce}
-	ln, err := net.Listen("tcp", ip+":0")
+	ln, err := net.Listen("tcp", listenAt(ip).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +169,7 @@ func (f *fakeHTTP) serve(w http.ResponseWriter, r *http.Request) {
 	case strings.Contains(r.URL.Path, "/announce"):
 		f.mu.Lock()
 		f.raw = append(f.raw, r.URL.RawQuery)
+		f.remotes = append(f.remotes, r.RemoteAddr)
 		f.times = append(f.times, time.Now())
 		h := f.announce
 		f.mu.Unlock()
@@ -242,6 +252,7 @@ type fakeUDP struct {
 	mu        sync.Mutex
 	connects  int
 	announces []udpAnnounceReq
+	froms     []netip.AddrPort // the announces' source addresses
 	scrapes   int
 	reply     func(action, tid uint32, good []byte) [][]byte
 }
@@ -250,7 +261,7 @@ const fakeConnID = 0x1122334455667788
 
 func newFakeUDP(t testing.TB, ip string, reply func(action, tid uint32, good []byte) [][]byte) *fakeUDP {
 	t.Helper()
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(ip+":0")))
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(listenAt(ip)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,6 +317,7 @@ func (f *fakeUDP) serve() {
 			copy(r.hash[:], p[16:36])
 			copy(r.peerID[:], p[36:56])
 			f.announces = append(f.announces, r)
+			f.froms = append(f.froms, from)
 			good = binary.BigEndian.AppendUint32(good, 0) // interval
 			good = binary.BigEndian.AppendUint32(good, 7) // leechers
 			good = binary.BigEndian.AppendUint32(good, 2) // seeders

@@ -100,12 +100,17 @@ func httpScrapeURL(scrape string, h metainfo.Hash) string {
 	return appendQuery(scrape, "info_hash="+percentEncode(h[:]))
 }
 
-// newHTTPClient returns the client used for every HTTP tracker: no proxy from the
-// environment, a bounded number of redirects.
-func newHTTPClient(cfg Config) *http.Client {
+// newHTTPClient returns the client used for every HTTP tracker over network ("tcp4" or
+// "tcp6": one client per family, so that each family's connections are pooled apart):
+// no proxy from the environment, a bounded number of redirects, the source address of
+// the family if one is set.
+func newHTTPClient(cfg Config, network string) *http.Client {
+	dial := cfg.Source.DialFunc(net.Dialer{Timeout: cfg.HTTPTimeout})
 	tr := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: cfg.HTTPTimeout}).DialContext,
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dial(ctx, network, pinnedAddr(ctx, addr))
+		},
 		TLSHandshakeTimeout:   cfg.HTTPTimeout,
 		ResponseHeaderTimeout: cfg.HTTPTimeout,
 		MaxIdleConnsPerHost:   2,
@@ -122,6 +127,31 @@ func newHTTPClient(cfg Config) *http.Client {
 			return nil
 		},
 	}
+}
+
+// pinKey carries a host name's resolved address from the announce to the dial, so that
+// each family's request goes to the address resolved for it (and the name is not looked
+// up twice).
+type pinKey struct{}
+
+type pin struct {
+	host string
+	ip   netip.Addr
+}
+
+func withPin(ctx context.Context, host string, ip netip.Addr) context.Context {
+	return context.WithValue(ctx, pinKey{}, pin{host, ip})
+}
+
+// pinnedAddr replaces addr's host by its pinned address; a redirect to another host
+// dials that host by name.
+func pinnedAddr(ctx context.Context, addr string) string {
+	p, ok := ctx.Value(pinKey{}).(pin)
+	host, port, err := net.SplitHostPort(addr)
+	if !ok || err != nil || host != p.host {
+		return addr
+	}
+	return net.JoinHostPort(p.ip.String(), port)
 }
 
 // httpGet fetches u with the configured limits and returns the body of a 200 reply.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/btda/btda/discovery/metainfo"
+	"github.com/btda/btda/internal/srcaddr"
 )
 
 // BEP 15 constants.
@@ -182,8 +183,8 @@ type udpWaiter struct {
 	junk  string // last junk description, guarded by udpMux.mu
 }
 
-func newUDPMux(network string, logger *slog.Logger) (*udpMux, error) {
-	c, err := net.ListenUDP(network, nil)
+func newUDPMux(network string, src srcaddr.Addrs, logger *slog.Logger) (*udpMux, error) {
+	c, err := src.ListenUDP(network)
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +366,7 @@ func (c *udpClient) mux(network string) (*udpMux, error) {
 	if m := c.muxes[network]; m != nil {
 		return m, nil
 	}
-	m, err := newUDPMux(network, c.cfg.Logger)
+	m, err := newUDPMux(network, c.cfg.Source, c.cfg.Logger)
 	if err != nil {
 		return nil, &reasonError{reason: ReasonConnection, err: fmt.Errorf("opening %s socket: %w", network, err)}
 	}
@@ -373,34 +374,42 @@ func (c *udpClient) mux(network string) (*udpMux, error) {
 	return m, nil
 }
 
-// resolve turns a udp:// URL into the tracker's address and the mux for its family.
-func (c *udpClient) resolve(ctx context.Context, rawURL string) (netip.AddrPort, *udpMux, error) {
+// udpTarget reads a udp:// URL's host and port.
+func udpTarget(rawURL string) (string, uint16, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "udp" || u.Hostname() == "" || u.Port() == "" {
-		return netip.AddrPort{}, nil, withReason(ReasonProtocol, "not a udp://host:port URL")
+		return "", 0, withReason(ReasonProtocol, "not a udp://host:port URL")
 	}
 	port, err := parsePort(u.Port())
 	if err != nil {
-		return netip.AddrPort{}, nil, withReason(ReasonProtocol, "bad port %q", u.Port())
+		return "", 0, withReason(ReasonProtocol, "bad port %q", u.Port())
 	}
-	ip, err := netip.ParseAddr(u.Hostname())
+	return u.Hostname(), port, nil
+}
+
+// resolve turns a udp:// URL into the tracker's addresses, one per usable family.
+func (c *udpClient) resolve(ctx context.Context, rawURL string) ([]netip.AddrPort, error) {
+	host, port, err := udpTarget(rawURL)
 	if err != nil {
-		ips, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
-		if lerr != nil || len(ips) == 0 {
-			return netip.AddrPort{}, nil, &reasonError{reason: classify(lerr), err: fmt.Errorf("resolving %s: %w", u.Hostname(), lerr)}
-		}
-		ip = ips[0]
+		return nil, err
 	}
-	ip = ip.Unmap()
-	network := "udp4"
-	if ip.Is6() {
-		network = "udp6"
-	}
-	m, err := c.mux(network)
+	ips, err := trackerAddrs(ctx, c.cfg, host)
 	if err != nil {
-		return netip.AddrPort{}, nil, err
+		return nil, err
 	}
-	return netip.AddrPortFrom(ip, port), m, nil
+	out := make([]netip.AddrPort, len(ips))
+	for i, ip := range ips {
+		out[i] = netip.AddrPortFrom(ip, port)
+	}
+	return out, nil
+}
+
+// muxFor is the mux of to's family.
+func (c *udpClient) muxFor(to netip.AddrPort) (*udpMux, error) {
+	if to.Addr().Is4() {
+		return c.mux("udp4")
+	}
+	return c.mux("udp6")
 }
 
 func parsePort(s string) (uint16, error) {
@@ -447,7 +456,24 @@ func (c *udpClient) forget(to netip.AddrPort, err error) {
 }
 
 func (c *udpClient) announce(ctx context.Context, rawURL string, r AnnounceRequest) (*AnnounceResponse, error) {
-	to, m, err := c.resolve(ctx, rawURL)
+	tos, err := c.resolve(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	port := tos[0].Port()
+	ips := make([]netip.Addr, len(tos))
+	for i, to := range tos {
+		ips[i] = to.Addr()
+	}
+	urlData := udpURLData(rawURL)
+	return announceFamilies(ctx, c.cfg, rawURL, ips, func(ctx context.Context, ip netip.Addr) (*AnnounceResponse, error) {
+		return c.announceTo(ctx, netip.AddrPortFrom(ip, port), r, urlData)
+	})
+}
+
+// announceTo announces to one address; an announce sent over IPv6 returns 18-byte peers.
+func (c *udpClient) announceTo(ctx context.Context, to netip.AddrPort, r AnnounceRequest, urlData string) (*AnnounceResponse, error) {
+	m, err := c.muxFor(to)
 	if err != nil {
 		return nil, err
 	}
@@ -455,7 +481,6 @@ func (c *udpClient) announce(ctx context.Context, rawURL string, r AnnounceReque
 	if err != nil {
 		return nil, err
 	}
-	urlData := udpURLData(rawURL)
 	var resp *AnnounceResponse
 	err = m.roundTrip(ctx, c.cfg, to, udpActAnnounce, func(tid uint32) []byte {
 		return encodeUDPAnnounce(id, tid, r, urlData)
@@ -472,7 +497,22 @@ func (c *udpClient) announce(ctx context.Context, rawURL string, r AnnounceReque
 }
 
 func (c *udpClient) scrape(ctx context.Context, rawURL string, h metainfo.Hash) (*ScrapeResponse, error) {
-	to, m, err := c.resolve(ctx, rawURL)
+	tos, err := c.resolve(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	port := tos[0].Port()
+	ips := make([]netip.Addr, len(tos))
+	for i, to := range tos {
+		ips[i] = to.Addr()
+	}
+	return scrapeFamilies(ctx, ips, func(ctx context.Context, ip netip.Addr) (*ScrapeResponse, error) {
+		return c.scrapeFrom(ctx, netip.AddrPortFrom(ip, port), h)
+	})
+}
+
+func (c *udpClient) scrapeFrom(ctx context.Context, to netip.AddrPort, h metainfo.Hash) (*ScrapeResponse, error) {
+	m, err := c.muxFor(to)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/btda/btda/collector"
 	"github.com/btda/btda/discovery/dht"
 	"github.com/btda/btda/discovery/tracker"
+	"github.com/btda/btda/internal/srcaddr"
 	"github.com/btda/btda/probe"
 	"github.com/btda/btda/probe/scheduler"
 )
@@ -99,6 +101,10 @@ type Peer struct {
 	AnnouncePort  int `yaml:"announce_port"`
 	IncomingPerIP int `yaml:"incoming_per_ip"` // open incoming connections allowed per IP
 	IncomingTotal int `yaml:"incoming_total"`  // open incoming connections allowed in total
+	// SourceAddresses binds every outgoing connection (peers, trackers, DHT) to one IPv4
+	// and/or one IPv6 address, or to an interface's first of each (see srcaddr). Empty:
+	// the kernel chooses.
+	SourceAddresses []string `yaml:"source_addresses"`
 }
 
 // Probe tunes probe sessions and the scheduler.
@@ -128,10 +134,11 @@ type Trackers struct {
 // DHT configures the embedded Mainline DHT node.
 type DHT struct {
 	Enabled         bool     `yaml:"enabled"`
-	ListenAddress   string   `yaml:"listen_address"`   // 2015: dht_node_port
-	BootstrapNodes  []string `yaml:"bootstrap_nodes"`  // 2015: pymdht's built-in routers
-	RequestInterval Duration `yaml:"request_interval"` // 2015: dht_request_interval
-	LookupTimeout   Duration `yaml:"lookup_timeout"`   // new: 2015 lookups had no deadline
+	ListenAddress   string   `yaml:"listen_address"`    // 2015: dht_node_port
+	ListenAddress6  string   `yaml:"listen_address_v6"` // the IPv6 node's, with ipv6: true
+	BootstrapNodes  []string `yaml:"bootstrap_nodes"`   // 2015: pymdht's built-in routers
+	RequestInterval Duration `yaml:"request_interval"`  // 2015: dht_request_interval
+	LookupTimeout   Duration `yaml:"lookup_timeout"`    // new: 2015 lookups had no deadline
 	IPv6            bool     `yaml:"ipv6"`
 }
 
@@ -179,6 +186,7 @@ func Default() Config {
 		DHT: DHT{
 			Enabled:         true,
 			ListenAddress:   ":" + strconv.Itoa(dht.DefaultPort),
+			ListenAddress6:  net.JoinHostPort("::", strconv.Itoa(dht.DefaultPort)),
 			BootstrapNodes:  slices.Clone(dht.DefaultBootstrap),
 			RequestInterval: Duration(dht.DefaultInterval),
 			LookupTimeout:   Duration(dht.DefaultLookupTimeout),
@@ -262,6 +270,9 @@ func (c *Config) Validate() error {
 	if err := checkHostPort(c.Peer.ListenAddress); err != nil {
 		bad("peer.listen_address", "%v", err)
 	}
+	if err := srcaddr.Check(c.Peer.SourceAddresses); err != nil {
+		bad("peer.source_addresses", "%v", err)
+	}
 	if p := c.Peer.AnnouncePort; p < 0 || p > 65535 {
 		bad("peer.announce_port", "must be 0..65535, got %d", p)
 	}
@@ -310,6 +321,15 @@ func (c *Config) Validate() error {
 	if c.DHT.Enabled {
 		if err := checkHostPort(c.DHT.ListenAddress); err != nil {
 			bad("dht.listen_address", "%v", err)
+		}
+		if c.DHT.IPv6 {
+			if err := checkHostPort(c.DHT.ListenAddress6); err != nil {
+				bad("dht.listen_address_v6", "%v", err)
+			} else if h, _, _ := net.SplitHostPort(c.DHT.ListenAddress6); h != "" {
+				if ip, err := netip.ParseAddr(h); err == nil && !ip.Is6() {
+					bad("dht.listen_address_v6", "%q is not an IPv6 address", h)
+				}
+			}
 		}
 		for i, n := range c.DHT.BootstrapNodes {
 			if err := checkHostPort(n); err != nil {

@@ -46,9 +46,12 @@ probe:
 dht:
   enabled: true
   bootstrap_nodes: ["127.0.0.1:7000"]
+  ipv6: true
+  listen_address_v6: "[::1]:7002"
 peer:
   listen_address: "127.0.0.1:7001"
   announce_port: 9999
+  source_addresses: [192.0.2.7, "2001:db8::7"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +59,9 @@ peer:
 	if c.Torrents.CompletionThreshold != 0.9 || time.Duration(c.Probe.QuietWindow) != 1500*time.Millisecond ||
 		time.Duration(c.Probe.RevisitDelay) != 10*time.Minute || len(c.DHT.BootstrapNodes) != 1 || c.AnnouncePort() != 9999 {
 		t.Fatalf("unexpected config: %+v", c)
+	}
+	if c.DHT.ListenAddress6 != "[::1]:7002" || len(c.Peer.SourceAddresses) != 2 {
+		t.Fatalf("dht.listen_address_v6 %q, peer.source_addresses %q", c.DHT.ListenAddress6, c.Peer.SourceAddresses)
 	}
 	// Untouched keys keep their defaults.
 	if c.Probe.MessageCap != 256 {
@@ -89,6 +95,12 @@ func TestParseErrors(t *testing.T) {
 		{"bare yes", "probe:\n  send_interested: yes\n", []string{"line 2", "probe.send_interested"}},
 		{"number bool", "geoip:\n  anonymize_ips: 1\n", []string{"line 2", "geoip.anonymize_ips"}},
 		{"list bool", "dht:\n  ipv6: [true]\n", []string{"line 2", "dht.ipv6", "a list"}},
+		{"source twice v4", "peer:\n  source_addresses: [192.0.2.1, 192.0.2.2]\n", []string{"peer.source_addresses", "one address per family"}},
+		{"source wildcard", "peer:\n  source_addresses: [\"::\"]\n", []string{"peer.source_addresses", "unspecified"}},
+		{"source junk", "peer:\n  source_addresses: [\"10.0.0.0/8\"]\n", []string{"peer.source_addresses", "10.0.0.0/8"}},
+		{"source interface and address", "peer:\n  source_addresses: [wg0, 192.0.2.1]\n", []string{"peer.source_addresses", "only entry"}},
+		{"dht listen v6", "dht:\n  ipv6: true\n  listen_address_v6: \"0.0.0.0:17000\"\n", []string{"dht.listen_address_v6", "not an IPv6 address"}},
+		{"dht listen v6 port", "dht:\n  ipv6: true\n  listen_address_v6: \"[::]:x\"\n", []string{"dht.listen_address_v6"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -76,6 +76,9 @@ func defaultText(v reflect.Value) string {
 		}
 		return x
 	case []string:
+		if len(x) == 0 {
+			return "none"
+		}
 		if slices.Equal(x, dht.DefaultBootstrap) {
 			return "public routers"
 		}
