@@ -104,9 +104,7 @@ func TestShardsKubernetesExample(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cm.Data["btda.yml"]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, stderr, code := runBTDA(t, "--config.file", cfgPath, "--config.check"); code != 0 {
-		t.Fatalf("ConfigMap btda.yml: %s", stderr)
-	}
+	configCheckElsewhere(t, "ConfigMap btda.yml", cfgPath)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)

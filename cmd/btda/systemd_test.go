@@ -85,9 +85,7 @@ func TestSystemdUnits(t *testing.T) {
 		// check validates cfgPath, read by unit (an instance of unitFile).
 		check := func(unitFile, unit, cfgPath string) *config.Config {
 			t.Helper()
-			if _, stderr, code := runBTDA(t, "--config.file", cfgPath, "--config.check"); code != 0 {
-				t.Fatalf("%s: %s: %s", unit, cfgPath, stderr)
-			}
+			configCheckElsewhere(t, unit, cfgPath)
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
 				t.Fatal(err)
@@ -205,4 +203,21 @@ func unitDirectivesFromEnv(t *testing.T, path string) map[string]string {
 		env[k] = v[len(v)-1]
 	}
 	return env
+}
+
+// configCheckElsewhere runs `btda --config.check` on an example configuration written for
+// another machine: its watch-list inputs (/etc/btda/...) need not exist here, so the check
+// may only fail because they are missing.
+func configCheckElsewhere(t *testing.T, what, cfgPath string) {
+	t.Helper()
+	_, stderr, code := runBTDA(t, "--config.file", cfgPath, "--config.check")
+	if code == 0 {
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !(strings.Contains(line, "torrents.directory: /") || strings.Contains(line, "torrents.magnet_file: /")) ||
+			!strings.HasSuffix(line, "does not exist") {
+			t.Fatalf("%s: %s: --config.check: %s", what, cfgPath, stderr)
+		}
+	}
 }

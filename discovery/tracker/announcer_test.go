@@ -166,7 +166,9 @@ func TestShutdownWithBlockedConsumer(t *testing.T) {
 	f := newFakeHTTP(t, "127.0.0.1", nil)
 	log, _ := testLogger()
 	out := make(chan discovery.Sighting) // never read
-	a, err := NewAnnouncer(fastConfig(log), nil, out)
+	cfg := fastConfig(log)
+	cfg.StopTimeout = time.Minute // a busy machine must not make the stopped announce time out
+	a, err := NewAnnouncer(cfg, nil, out)
 	if err != nil {
 		t.Fatal(err)
 	}
