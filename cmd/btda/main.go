@@ -47,6 +47,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runCmd := app.Command("run", "Watch the configured torrents (and those given here) and serve /metrics.").Default()
 	runArgs := runCmd.Arg("torrent", ".torrent files or magnet URIs to watch in addition to the configured ones.").Strings()
 	webFlags := kingpinflag.AddFlags(runCmd, defaultWebAddress)
+	adminAPI := runCmd.Flag("web.enable-admin-api", "Enable the API endpoints that add and remove watched torrents (POST, DELETE /api/v1/torrents).").Bool()
 	shard := runCmd.Flag("shard", "Watch only shard k of n of the torrents, by info hash (k/n, 0 ≤ k < n).").Default("0/1").String()
 
 	inspectCmd := app.Command("inspect", "Print a JSON summary of each .torrent file or magnet URI.")
@@ -102,6 +103,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			torrents: *runArgs,
 			web:      webFlags,
 			shard:    *shard,
+			adminAPI: *adminAPI,
 		}, logger)
 	}
 	fmt.Fprintf(stderr, "btda: unknown command %q\n", cmd)

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/btda/btda/api"
+	"github.com/btda/btda/daemon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -17,6 +20,7 @@ import (
 
 // webServer serves /metrics, the health endpoints, /-/reload and a landing page.
 type webServer struct {
+	mux   *http.ServeMux
 	srv   *http.Server
 	flags *web.FlagConfig
 	log   *slog.Logger
@@ -59,6 +63,8 @@ func newWebServer(flags *web.FlagConfig, reg *prometheus.Registry, ready *atomic
 			{Address: "/metrics", Text: "Metrics"},
 			{Address: "/-/healthy", Text: "Health"},
 			{Address: "/-/ready", Text: "Readiness"},
+			{Address: "/status/", Text: "Status pages"},
+			{Address: "/api/v1/torrents", Text: "JSON API: torrents"},
 		},
 	})
 	if err != nil {
@@ -66,6 +72,7 @@ func newWebServer(flags *web.FlagConfig, reg *prometheus.Registry, ready *atomic
 	}
 	mux.Handle("/", landing)
 	return &webServer{
+		mux: mux,
 		srv: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -73,6 +80,12 @@ func newWebServer(flags *web.FlagConfig, reg *prometheus.Registry, ready *atomic
 		flags: flags,
 		log:   logger,
 	}, nil
+}
+
+// mount adds the JSON API and the status pages, which read the daemon (adm nil: the write
+// endpoints are refused).
+func (s *webServer) mount(d *daemon.Daemon, adm api.Admin) {
+	api.Register(s.mux, api.Config{Daemon: d, Admin: adm, Logger: s.log})
 }
 
 // Run serves until ctx is done, then shuts the server down within a short deadline.
