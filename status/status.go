@@ -271,7 +271,7 @@ func FormatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+func formatFloat(f float64) string             { return strconv.FormatFloat(f, 'g', -1, 64) }
 func formatUint[T uint32 | uint64](u T) string { return strconv.FormatUint(uint64(u), 10) }
 
 // PeerColumns are the CSV columns of the peers table, in order.
