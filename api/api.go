@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -90,7 +91,20 @@ func Register(mux *http.ServeMux, cfg Config) {
 	mux.HandleFunc("GET /api/v1/peers", s.peers)
 	mux.HandleFunc("GET /api/v1/sources", s.sources)
 	mux.HandleFunc("GET /api/v1/probes/recent", s.recentProbes)
+	// Anything else under /api/: a JSON 404, or a 405 for a known path with the wrong method
+	// (this catch-all would otherwise hide the mux's own 405).
+	allow := map[string]string{"/api/v1/torrents": "GET, POST", "/api/v1/downloads": "GET",
+		"/api/v1/peers": "GET", "/api/v1/sources": "GET", "/api/v1/probes/recent": "GET"}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		methods, ok := allow[r.URL.Path]
+		if !ok && strings.HasPrefix(r.URL.Path, "/api/v1/torrents/") && !strings.Contains(r.URL.Path[len("/api/v1/torrents/"):], "/") {
+			methods, ok = "GET, DELETE", true
+		}
+		if ok {
+			w.Header().Set("Allow", methods)
+			fail(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s (allowed: %s)", r.Method, clip(r.URL.Path), methods))
+			return
+		}
 		fail(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s", r.Method, clip(r.URL.Path)))
 	})
 }
@@ -259,7 +273,10 @@ func EncodeCursor(kind byte, key []byte) string {
 // ParseQuery reads torrent, since (RFC 3339 or Unix seconds), limit and cursor.
 func ParseQuery(r *http.Request, kind byte, keyLen int) (Query, error) {
 	q := Query{Limit: DefaultLimit}
-	v := r.URL.Query()
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return q, badRequest("query string: %v", err)
+	}
 	if s := v.Get("torrent"); s != "" {
 		h, err := status.ParseInfoHash(s)
 		if err != nil {

@@ -1,6 +1,6 @@
 // Command btda watches BitTorrent swarms and exports confirmed downloads to Prometheus.
 //
-// Subcommands: run (the default), inspect, probe, metadata, announce. See the README.
+// Subcommands: run (the default), inspect, probe, metadata, announce, export, report. See the README.
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	_ "github.com/btda/btda/internal/buildinfo" // fills version.* when not built by scripts/build
+	"github.com/btda/btda/export"
 	"github.com/btda/btda/internal/config"
 )
 
@@ -69,6 +70,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	metadataMagnet := metadataCommand.Arg("magnet", "The magnet URI.").Required().String()
 	metadataPeers := metadataCommand.Arg("peer", "Peers as IP:PORT or [IPv6]:PORT.").Required().Strings()
 
+	exportCommand := app.Command("export", "Write a table (peers, downloads, torrents) of a store that no btda holds open, or of a running btda (--url), as CSV or JSON Lines.")
+	exportTable := exportCommand.Arg("table", "peers, downloads or torrents.").Required().Enum(export.Tables...)
+	exportFormat := exportCommand.Flag("format", "csv or jsonl.").Default("csv").Enum(export.Formats...)
+	exportOutput := exportCommand.Flag("output", "Write to this file instead of stdout.").Short('o').String()
+	exportSrc := dataSourceFlags(exportCommand)
+
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "btda: %v (try --help)\n", err)
@@ -97,6 +104,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			dht:     *announceDHT,
 			timeout: *announceTimeout,
 		}, stdout, logger)
+	case exportCommand.FullCommand():
+		src := *exportSrc
+		src.config = cf
+		return exportCmd(ctx, exportOptions{src: src, table: *exportTable, format: *exportFormat, output: *exportOutput}, stdout, stderr, logger)
 	case runCmd.FullCommand():
 		return run(ctx, runOptions{
 			config:   cf,
@@ -140,6 +151,16 @@ func (c configSource) load(logger *slog.Logger) (*config.Config, error) {
 		return &d, nil
 	}
 	return cfg, err
+}
+
+// dataSourceFlags adds the flags that choose what export and report read.
+func dataSourceFlags(cmd *kingpin.CmdClause) *dataSource {
+	s := &dataSource{}
+	cmd.Flag("store", "The store file (default: storage.path of the configuration). No btda may hold it open.").StringVar(&s.store)
+	cmd.Flag("url", "Read from a running btda's API instead, e.g. http://user:pass@127.0.0.1:9881.").StringVar(&s.url)
+	cmd.Flag("torrent", "Only this torrent (40 or 64 hex digits).").StringVar(&s.torrent)
+	cmd.Flag("since", "Only downloads (and peers last contacted) at or after this time (RFC 3339 or Unix seconds).").StringVar(&s.since)
+	return s
 }
 
 // component returns the logger of one subsystem.
