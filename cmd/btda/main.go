@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	_ "github.com/btda/btda/internal/buildinfo" // fills version.* when not built by scripts/build
 	"github.com/btda/btda/export"
+	_ "github.com/btda/btda/internal/buildinfo" // fills version.* when not built by scripts/build
 	"github.com/btda/btda/internal/config"
 )
 
