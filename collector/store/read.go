@@ -18,7 +18,7 @@ import (
 // one is open: walks read a page of records per transaction and resume from a key.
 const DefaultReadPage = 1000
 
-// ErrStop, returned by a walk's callback, ends the walk early without an error.
+// ErrStop ends a walk early without an error when its callback returns it.
 var ErrStop = errors.New("stop the walk")
 
 // OpenReadOnly opens an existing store for reading only, for exports and reports. It never
