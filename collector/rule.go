@@ -147,6 +147,7 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 			return err
 		}
 	}
+	rec.Torrent = o.Torrent // records written before record version 2 learn it here
 	if err := tx.PutPeer(key, &rec); err != nil {
 		return fmt.Errorf("writing peer record: %w", err)
 	}

@@ -89,6 +89,8 @@ type Daemon struct {
 	sightings <-chan discovery.Sighting
 
 	mu sync.Mutex // serialises changes to the watch list (Load, metadata arrival)
+
+	status statusState // per-source sightings and recent probes, for the status views
 }
 
 // New wires the parts together and registers the daemon's scrape-time collectors (probe,

@@ -37,6 +37,7 @@ func (d *Daemon) route(sg discovery.Sighting) {
 		return
 	}
 	sg.Torrent = e.ID
+	d.status.sighted(sg)
 	if e.Pending() {
 		d.metadata.candidate(e.ID, sg.Addr, sg.Source)
 		return
@@ -79,6 +80,7 @@ func (d *Daemon) incoming(obs probe.Observation) {
 // observed counts a session in the probe metrics and hands it to the recorder.
 func (d *Daemon) observed(obs *probe.Observation) {
 	d.metrics.Observe(obs)
+	d.probed(obs)
 	// The recorder's queue is the back-pressure; it only refuses once stopped.
 	_ = d.recorder.Record(context.Background(), *obs)
 }

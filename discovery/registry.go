@@ -186,12 +186,23 @@ type WatchSources struct {
 	TorrentDir string   // walked recursively for *.torrent files
 	MagnetFile string   // one magnet URI a line, '#' comments
 	Args       []string // each a .torrent path or a magnet URI
+	// APIDir holds the torrents added through the HTTP API: *.torrent files, and magnets
+	// in APIMagnetFileName, both read like TorrentDir and MagnetFile. Absent is empty.
+	APIDir string
 	// Keep, when set, selects the torrents to watch (--shard k/n) by the primary hash of
 	// each input: a file's Torrent.Hash(), a magnet's Magnet.Hash(). Inputs it refuses are
 	// counted in LoadReport.Filtered. Every shard reads the same inputs, so each torrent
 	// lands in exactly one shard (a hybrid listed once by btih and once by btmh-only
 	// magnet could land in two).
 	Keep func(metainfo.Hash) bool
+}
+
+// APIMagnetFileName is the magnet list in WatchSources.APIDir.
+const APIMagnetFileName = "api-magnets.txt"
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // LoadFailure is one input that could not be loaded.
@@ -460,8 +471,11 @@ func (r *Registry) Reload(ctx context.Context, src WatchSources) (Diff, LoadRepo
 	// Files first, so that a file supersedes a magnet for the same torrent whatever the
 	// order of the inputs.
 	var magnets []func()
-	if src.TorrentDir != "" {
-		if err := r.walkDir(ctx, src.TorrentDir, b); err != nil {
+	for _, dir := range []string{src.TorrentDir, src.APIDir} {
+		if dir == "" || dir == src.APIDir && !fileExists(dir) {
+			continue
+		}
+		if err := r.walkDir(ctx, dir, b); err != nil {
 			return Diff{}, LoadReport{}, err
 		}
 	}
@@ -489,13 +503,22 @@ func (r *Registry) Reload(ctx context.Context, src WatchSources) (Diff, LoadRepo
 	for _, add := range magnets {
 		add()
 	}
-	if src.MagnetFile != "" {
-		lines, lineErrs, err := metainfo.LoadMagnets(src.MagnetFile)
+	magnetFiles := []string{src.MagnetFile}
+	if src.APIDir != "" {
+		if p := filepath.Join(src.APIDir, APIMagnetFileName); fileExists(p) {
+			magnetFiles = append(magnetFiles, p)
+		}
+	}
+	for _, mf := range magnetFiles {
+		if mf == "" {
+			continue
+		}
+		lines, lineErrs, err := metainfo.LoadMagnets(mf)
 		if err != nil {
-			b.fail(src.MagnetFile, err)
+			b.fail(mf, err)
 		}
 		for _, le := range lineErrs {
-			origin := src.MagnetFile
+			origin := mf
 			var lineErr *metainfo.LineError
 			if errors.As(le, &lineErr) {
 				origin = fmt.Sprintf("%s:%d", lineErr.Name, lineErr.Line)
@@ -503,7 +526,7 @@ func (r *Registry) Reload(ctx context.Context, src WatchSources) (Diff, LoadRepo
 			b.fail(origin, le)
 		}
 		for _, l := range lines {
-			b.addMagnet(fmt.Sprintf("%s:%d", src.MagnetFile, l.Line), l.Magnet)
+			b.addMagnet(fmt.Sprintf("%s:%d", mf, l.Line), l.Magnet)
 		}
 	}
 	if err := ctx.Err(); err != nil {

@@ -1,8 +1,8 @@
 // Command btda watches BitTorrent swarms and exports confirmed downloads to Prometheus.
 //
-// Subcommands: run (the default), inspect, probe, metadata, announce. This package holds the
-// flags, the construction of the parts from the configuration and the subcommands; a
-// running btda's orchestration is package daemon. See the README.
+// Subcommands: run (the default), inspect, probe, metadata, announce, export, store. This
+// package holds the flags, the construction of the parts from the configuration and the
+// subcommands; a running btda's orchestration is package daemon. See the README.
 package main
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/btda/btda/export"
 	_ "github.com/btda/btda/internal/buildinfo" // fills version.* when not built by scripts/build
 	"github.com/btda/btda/internal/config"
 )
@@ -49,6 +50,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runCmd := app.Command("run", "Watch the configured torrents (and those given here) and serve /metrics.").Default()
 	runArgs := runCmd.Arg("torrent", ".torrent files or magnet URIs to watch in addition to the configured ones.").Strings()
 	webFlags := kingpinflag.AddFlags(runCmd, defaultWebAddress)
+	adminAPI := runCmd.Flag("web.enable-admin-api", "Enable the API endpoints that add and remove watched torrents (POST, DELETE /api/v1/torrents).").Bool()
 	shard := runCmd.Flag("shard", "Watch only shard k of n of the torrents, by info hash (k/n, 0 ≤ k < n).").Default("0/1").String()
 
 	inspectCmd := app.Command("inspect", "Print a JSON summary of each .torrent file or magnet URI.")
@@ -71,6 +73,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	metadataPeers := metadataCommand.Arg("peer", "Peers as IP:PORT or [IPv6]:PORT.").Required().Strings()
 
 	storeCmds := addStoreCommands(app)
+	exportCommand := app.Command("export", "Write a table (peers, downloads, torrents) of a store that no btda holds open, or of a running btda (--url), as CSV or JSON Lines.")
+	exportTable := exportCommand.Arg("table", "peers, downloads or torrents.").Required().Enum(export.Tables...)
+	exportFormat := exportCommand.Flag("format", "csv or jsonl.").Default("csv").Enum(export.Formats...)
+	exportOutput := exportCommand.Flag("output", "Write to this file instead of stdout.").Short('o').String()
+	exportSrc := dataSourceFlags(exportCommand)
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -103,12 +110,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			dht:     *announceDHT,
 			timeout: *announceTimeout,
 		}, stdout, logger)
+	case exportCommand.FullCommand():
+		src := *exportSrc
+		src.config = cf
+		return exportCmd(ctx, exportOptions{src: src, table: *exportTable, format: *exportFormat, output: *exportOutput}, stdout, stderr, logger)
 	case runCmd.FullCommand():
 		return run(ctx, runOptions{
 			config:   cf,
 			torrents: *runArgs,
 			web:      webFlags,
 			shard:    *shard,
+			adminAPI: *adminAPI,
 		}, logger)
 	}
 	fmt.Fprintf(stderr, "btda: unknown command %q\n", cmd)
@@ -158,6 +170,16 @@ func (c configSource) load(logger *slog.Logger) (*config.Config, error) {
 		return &d, nil
 	}
 	return cfg, err
+}
+
+// dataSourceFlags adds the flags that choose what export and report read.
+func dataSourceFlags(cmd *kingpin.CmdClause) *dataSource {
+	s := &dataSource{}
+	cmd.Flag("store", "The store file (default: storage.path of the configuration). No btda may hold it open.").StringVar(&s.store)
+	cmd.Flag("url", "Read from a running btda's API instead, e.g. http://user:pass@127.0.0.1:9881.").StringVar(&s.url)
+	cmd.Flag("torrent", "Only this torrent (40 or 64 hex digits).").StringVar(&s.torrent)
+	cmd.Flag("since", "Only downloads (and peers last contacted) at or after this time (RFC 3339 or Unix seconds).").StringVar(&s.since)
+	return s
 }
 
 // component returns the logger of one subsystem.

@@ -30,6 +30,7 @@ type reloader struct {
 	opts   runOptions
 	log    *slog.Logger
 	daemon *daemon.Daemon // set once constructed, before initial runs
+	apiDir string         // torrents added through the API (see admin)
 
 	mu      sync.Mutex    // serialises reloads
 	inForce config.Config // the settings in force: the start configuration plus the reloaded watch list
@@ -78,8 +79,23 @@ func (r *reloader) load(ctx context.Context, cfg *config.Config) (discovery.Diff
 		TorrentDir: existingPath(cfg.Torrents.Directory),
 		MagnetFile: existingPath(cfg.Torrents.MagnetFile),
 		Args:       r.opts.torrents,
+		APIDir:     r.apiDir,
 	})
 	return diff, err
+}
+
+// reloadWatchList reloads the watch list with the settings in force (after an API change).
+func (r *reloader) reloadWatchList(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	diff, err := r.load(ctx, &r.inForce)
+	if err != nil {
+		return err
+	}
+	r.log.Info("watch list reloaded", "added", len(diff.Added), "removed", len(diff.Removed), "changed", len(diff.Changed))
+	return nil
 }
 
 // existingPath drops a configured path that does not exist, so that btda starts with an

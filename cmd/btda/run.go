@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/btda/btda/api"
 	"github.com/btda/btda/collector"
 	"github.com/btda/btda/collector/geo"
 	"github.com/btda/btda/daemon"
@@ -38,6 +39,7 @@ type runOptions struct {
 	torrents []string
 	web      *web.FlagConfig
 	shard    string
+	adminAPI bool // --web.enable-admin-api
 }
 
 func run(ctx context.Context, opts runOptions, logger *slog.Logger) int {
@@ -70,6 +72,12 @@ func run(ctx context.Context, opts runOptions, logger *slog.Logger) int {
 		return 1
 	}
 	rl.daemon = d
+	rl.apiDir = filepath.Join(filepath.Dir(cfg.Storage.Path), apiDirName)
+	var adm api.Admin
+	if opts.adminAPI {
+		adm = &admin{dir: rl.apiDir, rl: rl, daemon: d}
+	}
+	ws.mount(d, adm)
 	// bbolt is closed last, after every goroutine below has returned.
 	defer func() {
 		if err := d.Close(); err != nil {

@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/btda/btda/api"
+	"github.com/btda/btda/collector/store"
+	"github.com/btda/btda/daemon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -17,6 +21,7 @@ import (
 
 // webServer serves /metrics, the health endpoints, /-/reload and a landing page.
 type webServer struct {
+	mux   *http.ServeMux
 	srv   *http.Server
 	flags *web.FlagConfig
 	log   *slog.Logger
@@ -59,6 +64,8 @@ func newWebServer(flags *web.FlagConfig, reg *prometheus.Registry, ready *atomic
 			{Address: "/metrics", Text: "Metrics"},
 			{Address: "/-/healthy", Text: "Health"},
 			{Address: "/-/ready", Text: "Readiness"},
+			{Address: "/status/", Text: "Status pages"},
+			{Address: "/api/v1/torrents", Text: "JSON API: torrents"},
 		},
 	})
 	if err != nil {
@@ -66,6 +73,7 @@ func newWebServer(flags *web.FlagConfig, reg *prometheus.Registry, ready *atomic
 	}
 	mux.Handle("/", landing)
 	return &webServer{
+		mux: mux,
 		srv: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -73,6 +81,14 @@ func newWebServer(flags *web.FlagConfig, reg *prometheus.Registry, ready *atomic
 		flags: flags,
 		log:   logger,
 	}, nil
+}
+
+// mount adds the JSON API and the status pages, which read the daemon (adm nil: the write
+// endpoints are refused).
+func (s *webServer) mount(d *daemon.Daemon, adm api.Admin) {
+	api.Register(s.mux, api.Config{Daemon: d, Admin: adm, Logger: s.log})
+	// A consistent copy of the running store (bbolt Tx.WriteTo): `btda store backup --url`.
+	s.mux.Handle("GET /api/v1/store/backup", store.BackupHandler(d.Store()))
 }
 
 // Run serves until ctx is done, then shuts the server down within a short deadline.

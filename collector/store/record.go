@@ -7,6 +7,8 @@ import (
 	"math"
 	"net/netip"
 	"time"
+
+	"github.com/btda/btda/discovery/metainfo"
 )
 
 // PeerFlags are facts about one peer identity, kept as a bit set in its record.
@@ -58,12 +60,16 @@ type Peer struct {
 	Network     netip.Prefix // anonymized network (/24, /48), or the full address when anonymization is off
 	NetLabel    string       // the network bucket the peer is counted under in the top-N table
 	Addr        netip.Addr   // raw address, only when the operator keeps raw IPs
+	// Torrent is the torrent the identity belongs to (its key is a one-way hash of it);
+	// zero in records written before record version 2.
+	Torrent metainfo.Hash
 }
 
 // Has reports whether every flag in f is set.
 func (p *Peer) Has(f PeerFlags) bool { return p.Flags&f == f }
 
-const recordVersion = 1
+// recordVersion is the version written; version 1 (no torrent field) is still read.
+const recordVersion = 2
 
 // maxString bounds every string field so a record stays small and a corrupt one cannot
 // claim a huge allocation.
@@ -117,6 +123,7 @@ func (p *Peer) MarshalBinary() ([]byte, error) {
 	b = putPrefix(b, p.Network)
 	b = putString(b, p.NetLabel)
 	b = putAddr(b, p.Addr)
+	b = append(b, p.Torrent[:]...)
 	return b, nil
 }
 
@@ -254,8 +261,9 @@ var errTrailing = errors.New("peer record: trailing bytes")
 func (p *Peer) UnmarshalBinary(b []byte) error {
 	d := &decoder{b: b}
 	d.f = "version"
-	if v := d.byte1(); d.err == nil && v != recordVersion {
-		return fmt.Errorf("peer record: unknown record version %d", v)
+	ver := d.byte1()
+	if d.err == nil && ver != 1 && ver != recordVersion {
+		return fmt.Errorf("peer record: unknown record version %d", ver)
 	}
 	var q Peer
 	d.f = "flags"
@@ -309,6 +317,10 @@ func (p *Peer) UnmarshalBinary(b []byte) error {
 	q.NetLabel = d.string()
 	d.f = "addr"
 	q.Addr = d.addr()
+	if ver >= 2 {
+		d.f = "torrent"
+		copy(q.Torrent[:], d.bytes(len(q.Torrent)))
+	}
 	if d.err != nil {
 		return d.err
 	}
