@@ -70,6 +70,10 @@ type Config struct {
 	Geo      *geo.DB            // closed by Close (nil: none)
 	RDNS     *geo.RDNS          // run by Run (nil: reverse DNS off)
 
+	// PersistSchedule keeps the addresses of the peers still watched in the store
+	// (storage.persist_schedule), so that a restart goes on with them.
+	PersistSchedule bool
+
 	Threshold float64 // completion fraction (torrents.completion_threshold)
 	Shard     Shard   // the torrents this instance watches (zero value: all)
 	Logger    *slog.Logger
@@ -88,7 +92,8 @@ type Daemon struct {
 	metadata  *metadataFetcher
 	sightings <-chan discovery.Sighting
 
-	mu sync.Mutex // serialises changes to the watch list (Load, metadata arrival)
+	mu       sync.Mutex // serialises changes to the watch list (Load, metadata arrival)
+	restored bool       // the kept schedule was handled (after the first Load)
 
 	status statusState // per-source sightings and recent probes, for the status views
 }
@@ -150,6 +155,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return d.readSightings(gctx) })
 	g.Go(func() error { return d.metadata.run(gctx) })
+	if d.cfg.PersistSchedule {
+		g.Go(func() error { return d.keepSchedule(gctx) })
+	}
 	if r := d.cfg.RDNS; r != nil {
 		g.Go(func() error { return r.Run(gctx) })
 	}
@@ -169,6 +177,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	err := g.Wait()
+	if d.cfg.PersistSchedule {
+		d.saveSchedule() // the scheduler has stopped: the last word on who is watched
+	}
 	recCancel()
 	if rerr := <-recDone; rerr != nil && !errors.Is(rerr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("recorder: %w", rerr))
@@ -232,6 +243,10 @@ func (d *Daemon) Load(ctx context.Context, src discovery.WatchSources) (discover
 	}
 	for _, e := range diff.Changed {
 		d.start(e)
+	}
+	if !d.restored {
+		d.restored = true
+		d.restoreSchedule()
 	}
 	return diff, report, nil
 }

@@ -131,7 +131,8 @@ func newServices(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer,
 // newParts constructs the parts of a running btda from cfg, and the channel its sources
 // send their sightings into. On failure it releases what it had built.
 func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, logger *slog.Logger) (dc daemon.Config, _ chan<- discovery.Sighting, err error) {
-	dc = daemon.Config{Registry: discovery.NewRegistry(logger), Threshold: cfg.Torrents.CompletionThreshold, Shard: sh, Logger: logger}
+	dc = daemon.Config{Registry: discovery.NewRegistry(logger), Threshold: cfg.Torrents.CompletionThreshold, Shard: sh,
+		PersistSchedule: cfg.Storage.PersistSchedule, Logger: logger}
 	defer func() {
 		if err != nil {
 			_ = daemon.ClosePartial(dc)

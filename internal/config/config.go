@@ -148,6 +148,9 @@ type Storage struct {
 	CommitInterval Duration `yaml:"commit_interval"` // 2015: hard-coded 10 s
 	CommitBatch    int      `yaml:"commit_batch"`
 	StoreRawIPs    bool     `yaml:"store_raw_ips"` // off: only anonymized networks are kept
+	// PersistSchedule keeps the raw addresses of the peers still watched, so a restart goes
+	// on with them (off: restarts wait for the sources).
+	PersistSchedule bool `yaml:"persist_schedule"`
 }
 
 // GeoIP configures enrichment.
