@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -37,7 +36,7 @@ const (
 	pieceLength = 16384
 )
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newCollector opens a collector on path with a fresh registry.
 func newCollector(t testing.TB, path string, cfg Config) (*Recorder, *prometheus.Registry) {

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -30,7 +29,7 @@ const magnetURI = "magnet:?xt=urn:btih:dd8255ecdc7ca55fb0bbf81323d87062db1f6d1c&
 // so nothing leaves the process.
 func newTestDaemon(t *testing.T) *Daemon {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewPedanticRegistry()
 	rec, err := collector.New(collector.Config{StorePath: filepath.Join(t.TempDir(), "btda.db")}, reg, logger)
 	if err != nil {

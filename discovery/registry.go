@@ -76,7 +76,7 @@ func NewFileEntry(origin string, t *metainfo.Torrent) *Entry {
 	return &Entry{ID: t.Hash(), Torrent: t, Origin: origin}
 }
 
-// NewMagnetEntry: see NewFileEntry.
+// NewMagnetEntry is the entry of a magnet; see NewFileEntry.
 func NewMagnetEntry(origin string, m *metainfo.Magnet) *Entry {
 	return &Entry{ID: m.Hash(), Magnet: m, Origin: origin}
 }

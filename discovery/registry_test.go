@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -496,7 +495,7 @@ func TestRegistryConcurrent(t *testing.T) {
 }
 
 func BenchmarkRegistryLookup(b *testing.B) {
-	r := NewRegistry(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := NewRegistry(slog.New(slog.DiscardHandler))
 	var args []string
 	for i := range 10000 {
 		args = append(args, fmt.Sprintf("magnet:?xt=urn:btih:%040x", i+1))

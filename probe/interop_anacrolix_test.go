@@ -115,7 +115,7 @@ func TestInteropAnacrolixLeecher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.VerifyData(); err != nil {
+	if err := st.VerifyDataContext(t.Context()); err != nil {
 		t.Fatalf("seeder verifying its data: %v", err)
 	}
 	if n, _ := completed(st); n != interopPieces {

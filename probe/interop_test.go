@@ -54,7 +54,7 @@ func TestAnacrolixInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tor.VerifyData()
+	tor.VerifyDataContext(t.Context())
 	select {
 	case <-tor.Complete().On():
 	case <-time.After(20 * time.Second):

@@ -114,7 +114,10 @@ func TestOpenSessions(t *testing.T) {
 				return nil, err
 			}
 			n := open.Add(1)
-			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			for p := peak.Load(); n > p; p = peak.Load() { // peak = max(peak, n) under races
+				if peak.CompareAndSwap(p, n) {
+					break
+				}
 			}
 			return &countedConn{Conn: c, open: &open}, nil
 		}}

@@ -100,7 +100,7 @@ trackers: [%q]
 listen_mode: shared
 max_conns: %d
 `, torrents, peers, tr.AnnounceURL(), min(conc+2000, 19000)))
-	swarm := startProcess(t, ctx, "btswarm", bin["btswarm"], "--config", swarmCfg, "--out", swarmOut, "--duration", "24h")
+	swarm := startProcess(ctx, t, "btswarm", bin["btswarm"], "--config", swarmCfg, "--out", swarmOut, "--duration", "24h")
 	defer swarm.stop(t)
 	if !swarm.waitOutput(ctx, "running until", 5*time.Minute) {
 		t.Fatalf("btswarm did not start:\n%s", swarm.tail())
@@ -136,7 +136,7 @@ geoip:
   city_database: %s
   asn_database: %s
 `, filepath.Join(swarmOut, "torrents"), conc, dialRate, peers, filepath.Join(dir, "btda.db"), truth.GeoIP.City, truth.GeoIP.ASN))
-	btda := startProcess(t, ctx, "btda", bin["btda"], "--config.file", cfgPath, "--log.level", "warn",
+	btda := startProcess(ctx, t, "btda", bin["btda"], "--config.file", cfgPath, "--log.level", "warn",
 		"run", "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", webPort))
 	defer btda.stop(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", webPort)
@@ -468,7 +468,7 @@ type benchProcess struct {
 	done chan struct{}
 }
 
-func startProcess(t *testing.T, ctx context.Context, name, bin string, args ...string) *benchProcess {
+func startProcess(ctx context.Context, t *testing.T, name, bin string, args ...string) *benchProcess {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	out := &tailBuffer{max: 64 << 10}

@@ -295,10 +295,10 @@ func TestFullDisk(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	real := btdaBin
+	origBin := btdaBin
 	btdaBin = wrapper
 	d := startDaemonOn(t, r.cfgPath)
-	btdaBin = real
+	btdaBin = origBin
 
 	var m string
 	var failedAt, sessionsAtFailure float64

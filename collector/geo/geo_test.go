@@ -2,7 +2,6 @@ package geo
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -206,7 +205,7 @@ func TestRDNS(t *testing.T) {
 	before := runtime.NumGoroutine()
 	res := &fakeResolver{names: map[string][]string{"127.1.0.1": {"peer-1.isp.example.net."}}}
 	reg := prometheus.NewPedanticRegistry()
-	r, err := NewRDNS(RDNSConfig{Rate: 1000, Timeout: 50 * time.Millisecond}, res, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := NewRDNS(RDNSConfig{Rate: 1000, Timeout: 50 * time.Millisecond}, res, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,7 +172,7 @@ func RegisteredDomain(name string) string {
 		return ""
 	}
 	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '.' {
 			return ""
 		}
 	}

@@ -170,7 +170,7 @@ func (d *decoder) byte1() byte {
 	return v
 }
 
-func (d *decoder) uvarint(max uint64) uint64 {
+func (d *decoder) uvarint(limit uint64) uint64 {
 	if d.err != nil {
 		return 0
 	}
@@ -179,7 +179,7 @@ func (d *decoder) uvarint(max uint64) uint64 {
 		d.fail("bad varint")
 		return 0
 	}
-	if v > max {
+	if v > limit {
 		d.fail("value out of range")
 		return 0
 	}

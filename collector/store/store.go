@@ -233,16 +233,16 @@ func (s *Store) HostKey(t metainfo.Hash, a netip.Addr) HostKey {
 
 // Tx is one store transaction.
 type Tx struct {
-	tx                 *bolt.Tx
-	peers, hosts       *bolt.Bucket
-	torrents, confirmd *bolt.Bucket
-	countries, nets    *bolt.Bucket
-	downloads          *bolt.Bucket
+	tx                  *bolt.Tx
+	peers, hosts        *bolt.Bucket
+	torrents, confirmed *bolt.Bucket
+	countries, nets     *bolt.Bucket
+	downloads           *bolt.Bucket
 }
 
 func wrap(tx *bolt.Tx) *Tx {
 	return &Tx{tx: tx, peers: tx.Bucket(bucketPeers), hosts: tx.Bucket(bucketHosts),
-		torrents: tx.Bucket(bucketTorrents), confirmd: tx.Bucket(bucketConfirmed),
+		torrents: tx.Bucket(bucketTorrents), confirmed: tx.Bucket(bucketConfirmed),
 		countries: tx.Bucket(bucketCountries), nets: tx.Bucket(bucketNetworks),
 		downloads: tx.Bucket(bucketDownloads)}
 }
@@ -365,7 +365,7 @@ func (t *Tx) AddAggregates(d *Aggregates) error {
 	}
 	for k, n := range d.Confirmed {
 		key := append(k.Torrent[:], code2(k.Country)+code2(k.Continent)...)
-		if err := addU64(t.confirmd, key, 0, 8, n); err != nil {
+		if err := addU64(t.confirmed, key, 0, 8, n); err != nil {
 			return err
 		}
 	}
@@ -412,7 +412,7 @@ func (t *Tx) Aggregates() (*Aggregates, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = t.confirmd.ForEach(func(k, v []byte) error {
+	err = t.confirmed.ForEach(func(k, v []byte) error {
 		if len(k) != 24 || len(v) != 8 {
 			return fmt.Errorf("confirmed aggregate: key %d bytes, value %d bytes, want 24 and 8", len(k), len(v))
 		}

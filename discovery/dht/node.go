@@ -781,7 +781,7 @@ func (b slogBridge) Handle(r alog.Record) {
 	if !r.Level.LessThan(alog.Critical) {
 		lvl = slog.LevelWarn
 	}
-	b.l.Log(context.Background(), lvl, r.Msg.String(), "anacrolix_level", r.Level.LogString())
+	b.l.Log(context.Background(), lvl, r.String(), "anacrolix_level", r.Level.LogString())
 }
 
 // LookupOnce runs one get_peers traversal per hash from a temporary node built with cfg

@@ -202,9 +202,9 @@ func (t *Torrent) Magnet() *Magnet {
 	return m
 }
 
-// ReadFile reads at most max bytes of path, failing when the file is larger or is not a
+// ReadFile reads at most limit bytes of path, failing when the file is larger or is not a
 // regular file. The error carries the path.
-func ReadFile(path string, max int64) ([]byte, error) {
+func ReadFile(path string, limit int64) ([]byte, error) {
 	// O_NONBLOCK: opening a FIFO (even one swapped in for a regular file after a stat)
 	// returns at once instead of waiting for a writer; the check below then refuses it.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -221,15 +221,15 @@ func ReadFile(path string, max int64) ([]byte, error) {
 	}
 	// Refuse an oversized file before reading it; the limited read below still guards a
 	// file that grows.
-	if st.Size() > max {
-		return nil, fmt.Errorf("%s: %d bytes, larger than the %d byte limit", path, st.Size(), max)
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes, larger than the %d byte limit", path, st.Size(), limit)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: larger than the %d byte limit", path, max)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than the %d byte limit", path, limit)
 	}
 	return data, nil
 }

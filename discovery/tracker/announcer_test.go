@@ -396,8 +396,7 @@ func TestFaults(t *testing.T) {
 func TestUDPRetransmit(t *testing.T) {
 	checkGoroutines(t)
 	dropped := 0
-	var f *fakeUDP
-	f = newFakeUDP(t, "127.0.0.1", func(action, tid uint32, good []byte) [][]byte {
+	f := newFakeUDP(t, "127.0.0.1", func(action, tid uint32, good []byte) [][]byte {
 		if action == udpActAnnounce && dropped == 0 {
 			dropped++
 			return nil

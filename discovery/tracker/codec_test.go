@@ -118,7 +118,7 @@ func TestNewPeerID(t *testing.T) {
 		t.Errorf("peer ids %q %q", a, b)
 	}
 	for _, c := range a[8:] {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') {
 			t.Errorf("peer id %q has non-alphanumeric %q", a, c)
 		}
 	}

@@ -57,15 +57,6 @@ func compact4(peers []netip.AddrPort) string {
 	return string(b)
 }
 
-func benc(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := bencode.EncodeBytes(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // syncBuf is a goroutine-safe log sink.
 type syncBuf struct {
 	mu sync.Mutex

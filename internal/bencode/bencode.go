@@ -46,11 +46,11 @@ func (l Limits) withDefaults() Limits {
 type Trailing uint8
 
 const (
-	// TrailingNone: nothing may follow; the input is exactly one value.
+	// TrailingNone means nothing may follow; the input is exactly one value.
 	TrailingNone Trailing = iota
-	// TrailingSpace: ASCII whitespace may follow (some trackers end a reply with a newline).
+	// TrailingSpace means ASCII whitespace may follow (some trackers end a reply with a newline).
 	TrailingSpace
-	// TrailingAny: anything may follow, unread; Doc.Len says where the value ended (the raw
+	// TrailingAny means anything may follow, unread; Doc.Len says where the value ended (the raw
 	// piece data after a ut_metadata dict, a newline after a .torrent).
 	TrailingAny
 )
@@ -179,7 +179,7 @@ type scanner struct {
 }
 
 func newScanner(b []byte, o Options, build bool) *scanner {
-	o.Limits = o.Limits.withDefaults()
+	o.Limits = o.withDefaults()
 	return &scanner{b: b, o: o, build: build, strict: o.NoDuplicates, doc: Doc{KeyStart: -1, KeyEnd: -1}}
 }
 

@@ -3,7 +3,6 @@ package swarmtest
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"testing"
@@ -28,7 +27,7 @@ func TestAnacrolixReadsSwarmPeers(t *testing.T) {
 	cfg.DisableWebtorrent, cfg.DisableWebseeds, cfg.NoDefaultPortForwarding = true, true, true
 	cfg.ListenHost = func(string) string { return "127.0.0.1" }
 	cfg.ListenPort = 0
-	cfg.Slogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Slogger = slog.New(slog.DiscardHandler)
 	cl, err := anacrolix.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)

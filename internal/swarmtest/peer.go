@@ -227,7 +227,7 @@ func (ss *session) handshake() error {
 	copy(mine.peerID[:], b.PeerPrefix)
 	_, _ = rand.Read(mine.peerID[len(b.PeerPrefix):]) // a fresh id per connection, as libtorrent does
 	_ = ss.conn.SetDeadline(time.Now().Add(ss.s.cfg.HandshakeTimeout))
-	defer ss.conn.SetDeadline(time.Time{})
+	defer func() { _ = ss.conn.SetDeadline(time.Time{}) }() // a dead conn fails on its next read anyway
 	var theirs handshake
 	var err error
 	if ss.outgoing {

@@ -304,14 +304,3 @@ func (r *testReader) requestMetadata(piece int) {
 	msg = append(msg, 20, byte(r.extM["ut_metadata"]))
 	r.send(append(msg, d...))
 }
-
-// pieces returns the set the reader believes the peer has.
-func (r *testReader) pieces() map[int]bool {
-	out := map[int]bool{}
-	for i, h := range r.have {
-		if h {
-			out[i] = true
-		}
-	}
-	return out
-}

@@ -78,7 +78,10 @@ func TestRunBoundsAndOneConnectionPerIP(t *testing.T) {
 	)
 	probeFn := func(ctx context.Context, tg Target) probe.Observation {
 		n := cur.Add(1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		for p := peak.Load(); n > p; p = peak.Load() { // peak = max(peak, n) under races
+			if peak.CompareAndSwap(p, n) {
+				break
+			}
 		}
 		mu.Lock()
 		byIP[tg.Addr.Addr()]++

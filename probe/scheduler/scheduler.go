@@ -69,7 +69,7 @@ type ProbeFunc func(ctx context.Context, t Target) probe.Observation
 // threshold is the torrent's completion threshold in pieces (0 when not known yet).
 type DoneFunc func(obs probe.Observation, threshold int) bool
 
-// DefaultDone: the peer is at or above the threshold, or it is a seed.
+// DefaultDone reports whether the peer is at or above the threshold, or is a seed.
 func DefaultDone(obs probe.Observation, threshold int) bool {
 	if obs.Flags.Seed {
 		return true

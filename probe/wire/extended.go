@@ -240,8 +240,8 @@ func AppendMetadataMsg(dst []byte, m MetadataMsg) []byte {
 	return append(dst, 'e')
 }
 
-// PEX limits: BEP 11 allows 50 added peers per message, libtorrent sends up to 100.
-// Entries past MaxPEXPeers per list are ignored, not an error.
+// MaxPEXPeers bounds each PEX list: BEP 11 allows 50 added peers per message, libtorrent
+// sends up to 100. Entries past MaxPEXPeers per list are ignored, not an error.
 const MaxPEXPeers = 200
 
 // PEX is one ut_pex message.

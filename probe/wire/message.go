@@ -88,7 +88,7 @@ type Decoder struct {
 	partial        bool
 }
 
-// PiecesUnknown, as a decoder's piece count, accepts any bitfield up to MaxPieces and any
+// PiecesUnknown as a decoder's piece count accepts any bitfield up to MaxPieces and any
 // have index below MaxPieces: for magnet sessions before the metadata is known.
 const PiecesUnknown = -1
 

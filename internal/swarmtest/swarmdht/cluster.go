@@ -234,7 +234,7 @@ func (c *Cluster) Close() {
 		// dht.Server.Close closes the socket in a goroutine; close it here too so the port is
 		// free when Close returns (a second Close of a PacketConn is harmless).
 		for _, mc := range c.conns {
-			mc.PacketConn.Close()
+			mc.Close()
 		}
 	})
 }

@@ -196,7 +196,7 @@ func TestAnnouncePeerReachesCluster(t *testing.T) {
 	ih := [20]byte{0xab}
 	a := freshNode(t, c)
 	// A real announce_peer traversal, as btda's DHT source does for its own listen port.
-	ann, err := a.Announce(ih, 6999, false)
+	ann, err := a.AnnounceTraversal(ih, dht.AnnouncePeer(dht.AnnouncePeerOpts{Port: 6999}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func (t *Tracker) httpFault(w http.ResponseWriter, r *http.Request, fault FaultM
 	case FaultGarbage:
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusOK)
-		w.Write([]byte("<html><body>swarmtracker garbage \x00\xff\xfe not bencode</body></html>"))
+		_, _ = w.Write([]byte("<html><body>swarmtracker garbage \x00\xff\xfe not bencode</body></html>")) // the client hung up; nobody to tell
 	case FaultNonDict:
 		writeBencode(w, http.StatusOK, []any{"peers", int64(1)})
 	case FaultHugeBody:
@@ -187,7 +187,7 @@ func (t *Tracker) writeHuge(w http.ResponseWriter, r *http.Request) {
 		}
 		left -= n
 	}
-	w.Write([]byte("e"))
+	_, _ = w.Write([]byte("e")) // the client hung up; nobody to tell
 }
 
 // writeReply encodes a normal reply, cut in half under FaultTruncated.
@@ -201,14 +201,14 @@ func (t *Tracker) writeReply(w http.ResponseWriter, fault FaultMode, v any) {
 	if fault != FaultTruncated {
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusOK)
-		w.Write(body)
+		_, _ = w.Write(body) // the client hung up; nobody to tell
 		return
 	}
 	// Promise the full length, send half: the client's read ends in an unexpected EOF.
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("Content-Length", itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
-	w.Write(body[:len(body)/2])
+	_, _ = w.Write(body[:len(body)/2]) // the connection is aborted next anyway
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
@@ -223,5 +223,5 @@ func writeBencode(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	_, _ = w.Write(buf.Bytes()) // the client hung up; nobody to tell
 }

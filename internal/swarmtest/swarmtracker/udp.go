@@ -180,7 +180,9 @@ func (t *Tracker) sendUDP(conn *net.UDPConn, dst netip.AddrPort, reply []byte, f
 			select {
 			case <-t.closing:
 			case <-timer.C:
-				conn.WriteToUDPAddrPort(reply, dst)
+				if _, err := conn.WriteToUDPAddrPort(reply, dst); err != nil {
+					t.log.Debug("udp write", "remote", dst, "err", err)
+				}
 			}
 		})
 		return

@@ -91,7 +91,10 @@ func main() {
 					defer stopConn()
 					n := open.Add(1)
 					defer open.Add(-1)
-					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					for p := peak.Load(); n > p; p = peak.Load() { // peak = max(peak, n) under races
+						if peak.CompareAndSwap(p, n) {
+							break
+						}
 					}
 					served.Add(1)
 					serve(c, msg, *hold)
