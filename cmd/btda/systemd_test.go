@@ -215,8 +215,8 @@ func configCheckElsewhere(t *testing.T, what, cfgPath string) {
 		return
 	}
 	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
-		if !(strings.Contains(line, "torrents.directory: /") || strings.Contains(line, "torrents.magnet_file: /")) ||
-			!strings.HasSuffix(line, "does not exist") {
+		input := strings.Contains(line, "torrents.directory: /") || strings.Contains(line, "torrents.magnet_file: /")
+		if !input || !strings.HasSuffix(line, "does not exist") {
 			t.Fatalf("%s: %s: --config.check: %s", what, cfgPath, stderr)
 		}
 	}
