@@ -168,6 +168,17 @@ func TestShutdownWithBlockedConsumer(t *testing.T) {
 	out := make(chan discovery.Sighting) // never read
 	cfg := fastConfig(log)
 	cfg.StopTimeout = time.Minute // a busy machine must not make the stopped announce time out
+	// The client owes a stopped announce once its started one has succeeded: wait for that,
+	// not for the tracker to have seen the request (it may be cancelled in between).
+	started := make(chan struct{}, 1)
+	cfg.OnResult = func(r Result) {
+		if r.Event == EventStarted && r.AnnounceErr == nil {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+		}
+	}
 	a, err := NewAnnouncer(cfg, nil, out)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +189,11 @@ func TestShutdownWithBlockedConsumer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- a.Run(ctx) }()
-	waitFor(t, "first announce", func() bool { return f.count() >= 1 })
+	select {
+	case <-started:
+	case <-time.After(time.Minute):
+		t.Fatal("no successful started announce within a minute")
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
