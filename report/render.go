@@ -57,10 +57,16 @@ type section struct {
 	Progress, BySources template.HTML
 	Countries           []CountryRow
 	SpeedRows           []SpeedRow
-	SpeedCharts         []template.HTML
+	SpeedCharts         []Captioned
 	SourceRows          []SourceRow
 	SpeedLabels         []string
 	ProgressRows        []Bin
+}
+
+// Captioned is a chart with a caption.
+type Captioned struct {
+	Caption string
+	Chart   template.HTML
 }
 
 // Bin is one labelled count of a histogram table.
@@ -110,7 +116,7 @@ func newSection(f *Figures, live bool, until time.Time) section {
 		for i, n := range r.Bins {
 			b = append(b, svgchart.Bar{Label: SpeedLabels[i], Value: float64(n)})
 		}
-		s.SpeedCharts = append(s.SpeedCharts, svgchart.Columns("Peers by max download speed, "+r.Continent, b, speedWidth+100, speedHeight))
+		s.SpeedCharts = append(s.SpeedCharts, Captioned{r.Continent, svgchart.Columns("Peers by max download speed, "+r.Continent, b, speedWidth+100, speedHeight)})
 	}
 	s.SourceRows = f.BySource()
 	var src []svgchart.Bar
@@ -144,7 +150,7 @@ h1{font-size:1.5em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #c
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:.9em}.note{color:#555;font-size:.9em}.charts{display:flex;flex-wrap:wrap;gap:1em}
-nav a{margin-right:1em}
+nav a{margin-right:1em}figure{margin:0}figcaption{font-size:.9em;font-weight:bold}
 ` + svgchart.CSS
 
 // WriteText writes the plain-text summary.

@@ -142,9 +142,14 @@ func Line(title string, values []float64, first, last string, width, height int)
 	fmt.Fprintf(&sb, `<line class="axis" x1="%d" y1="%d" x2="%d" y2="%s"/>`, left, top, left, coord(base))
 	fmt.Fprintf(&sb, `<text x="%d" y="%d" font-size="%d" text-anchor="end">%s</text>`, left-4, top+4, fontSize-2, num(m))
 	fmt.Fprintf(&sb, `<text x="%d" y="%s" font-size="%d" text-anchor="end">0</text>`, left-4, coord(base), fontSize-2)
-	sb.WriteString(`<polyline class="line" fill="none" points="`)
-	sb.WriteString(points(values, m, float64(left), float64(top), float64(width-left-right), base-top))
-	sb.WriteString(`"/>`)
+	if len(values) == 1 { // a line needs two points: show the one value as a dot
+		x := float64(left) + float64(width-left-right)/2
+		fmt.Fprintf(&sb, `<circle class="dot" cx="%s" cy="%d" r="3"><title>%s</title></circle>`, coord(x), top, num(m))
+	} else {
+		sb.WriteString(`<polyline class="line" fill="none" points="`)
+		sb.WriteString(points(values, m, float64(left), float64(top), float64(width-left-right), base-top))
+		sb.WriteString(`"/>`)
+	}
 	fmt.Fprintf(&sb, `<text x="%d" y="%d" font-size="%d">%s</text>`, left, height-4, fontSize-2, esc(first))
 	fmt.Fprintf(&sb, `<text x="%d" y="%d" font-size="%d" text-anchor="end">%s</text>`, width-right, height-4, fontSize-2, esc(last))
 	sb.WriteString(`</svg>`)

@@ -45,6 +45,7 @@ func TestCharts(t *testing.T) {
 		{"columns all zero", string(Columns("zero", []Bar{{"a", 0}}, 100, 60)), []string{`height="0.0"`}, []string{"NaN"}},
 		{"line", string(Line("per hour", []float64{0, 2, 1}, "10:00", "12:00", 248, 100)),
 			[]string{`points="40.0,82.0 140.0,14.0 240.0,48.0"`, ">10:00<", ">12:00<", ">2<"}, nil},
+		{"line one value", string(Line("per hour", []float64{7}, "10:00", "10:00", 248, 100)), []string{`<circle`, ">7<"}, []string{"polyline"}},
 		{"sparkline", string(Sparkline("s", []float64{1, 3}, 52, 12)), []string{`points="1.0,7.7 51.0,1.0"`}, nil},
 		{"sparkline one", string(Sparkline("s", []float64{5}, 52, 12)), []string{`<circle`}, nil},
 		{"sparkline none", string(Sparkline("s", nil, 52, 12)), []string{`<title>s</title></svg>`}, []string{"polyline"}},
