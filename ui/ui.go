@@ -176,7 +176,8 @@ func (s *server) torrent(w http.ResponseWriter, r *http.Request) {
 	}
 	c := report.NewCollector([]status.Torrent{det.Torrent})
 	src := report.StoreSource(s.cfg.Daemon.Store(), "")
-	if err := src.Downloads(r.Context(), h, func(d *status.Download) error { c.Download(d); return nil }); err == nil {
+	err = src.Downloads(r.Context(), h, func(d *status.Download) error { c.Download(d); return nil })
+	if err == nil {
 		err = src.Peers(r.Context(), h, func(p *status.Peer) error { c.Peer(p); return nil })
 	}
 	if err != nil {
