@@ -196,6 +196,12 @@ func FromURL(ctx context.Context, c *http.Client, base string, o Options, w io.W
 	return wr.n, errors.Join(err, wr.flush())
 }
 
+// List reads every page of a list endpoint of the API at base (path e.g. "/api/v1/peers",
+// q its query), calling item to decode each element of "data" in turn (`btda report --url`).
+func List(ctx context.Context, c *http.Client, base, path string, q url.Values, item func(*json.Decoder) error) error {
+	return pages(ctx, c, base, path, q, item)
+}
+
 // pages reads a list endpoint page by page, calling item for each element of "data".
 func pages(ctx context.Context, c *http.Client, base, path string, q url.Values, item func(*json.Decoder) error) error {
 	for {

@@ -1,6 +1,6 @@
 // Command btda watches BitTorrent swarms and exports confirmed downloads to Prometheus.
 //
-// Subcommands: run (the default), inspect, probe, metadata, announce, export, store. This
+// Subcommands: run (the default), inspect, probe, metadata, announce, export, report, store. This
 // package holds the flags, the construction of the parts from the configuration and the
 // subcommands; a running btda's orchestration is package daemon. See the README.
 package main
@@ -78,6 +78,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	exportFormat := exportCommand.Flag("format", "csv or jsonl.").Default("csv").Enum(export.Formats...)
 	exportOutput := exportCommand.Flag("output", "Write to this file instead of stdout.").Short('o').String()
 	exportSrc := dataSourceFlags(exportCommand)
+	reportCommand := app.Command("report", "Write one self-contained HTML report with the study's figures (per torrent and overall) from a store that no btda holds open, or from a running btda (--url), and a text summary on stdout.")
+	reportOutput := reportCommand.Flag("output", "The HTML file to write.").Short('o').Default("report.html").String()
+	reportSrc := &dataSource{}
+	reportCommand.Flag("store", "The store file (default: storage.path of the configuration). No btda may hold it open.").StringVar(&reportSrc.store)
+	reportCommand.Flag("url", "Read from a running btda's API instead, e.g. http://user:pass@127.0.0.1:9881 (adds the trackers' scrape figures).").StringVar(&reportSrc.url)
+	reportCommand.Flag("torrent", "Only this torrent (40 or 64 hex digits).").StringVar(&reportSrc.torrent)
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -114,6 +120,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		src := *exportSrc
 		src.config = cf
 		return exportCmd(ctx, exportOptions{src: src, table: *exportTable, format: *exportFormat, output: *exportOutput}, stdout, stderr, logger)
+	case reportCommand.FullCommand():
+		src := *reportSrc
+		src.config = cf
+		return reportCmd(ctx, reportOptions{src: src, output: *reportOutput}, stdout, stderr, logger)
 	case runCmd.FullCommand():
 		return run(ctx, runOptions{
 			config:   cf,

@@ -14,6 +14,7 @@ import (
 	"github.com/btda/btda/api"
 	"github.com/btda/btda/collector/store"
 	"github.com/btda/btda/daemon"
+	"github.com/btda/btda/ui"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -87,6 +88,7 @@ func newWebServer(flags *web.FlagConfig, reg *prometheus.Registry, ready *atomic
 // endpoints are refused).
 func (s *webServer) mount(d *daemon.Daemon, adm api.Admin) {
 	api.Register(s.mux, api.Config{Daemon: d, Admin: adm, Logger: s.log})
+	ui.Register(s.mux, ui.Config{Daemon: d, Logger: s.log})
 	// A consistent copy of the running store (bbolt Tx.WriteTo): `btda store backup --url`.
 	s.mux.Handle("GET /api/v1/store/backup", store.BackupHandler(d.Store()))
 }
