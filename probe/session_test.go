@@ -368,7 +368,10 @@ func TestSessionHostile(t *testing.T) {
 			p.handshake(fastExt, otherHash, "")
 			p.waitClose()
 		}, OutcomeInfoHashMismatch, ""},
-		{"the handshake never comes", func(c *SessionConfig) { c.HandshakeTimeout = 200 * time.Millisecond }, func(p *peerConn) {
+		{"the handshake never comes", func(c *SessionConfig) {
+			c.HandshakeTimeout = 200 * time.Millisecond
+			c.Encryption = DisableEncrypted // (else a silent peer is retried with MSE: TestEncryptionFallback)
+		}, func(p *peerConn) {
 			p.readHandshake()
 			p.waitClose()
 		}, OutcomeHandshakeTimeout, ""},
