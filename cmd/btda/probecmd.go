@@ -30,6 +30,9 @@ type observationJSON struct {
 	Outcome     string      `json:"outcome"`
 	Violation   string      `json:"violation,omitempty"`
 	Error       string      `json:"error,omitempty"`
+	Transport   string      `json:"transport,omitempty"`  // tcp, utp
+	Encryption  string      `json:"encryption,omitempty"` // none, header (MSE, then plaintext), rc4
+	Fallbacks   int         `json:"fallbacks,omitempty"`  // connections tried before this one
 	Known       bool        `json:"progress_known"`
 	Pieces      int         `json:"pieces"`
 	NumPieces   int         `json:"num_pieces"`
@@ -71,6 +74,14 @@ func toJSON(o probe.Observation) observationJSON {
 	if o.Err != nil {
 		j.Error = o.Err.Error()
 	}
+	if o.Transport != 0 {
+		j.Transport = o.Transport.String()
+	}
+	if o.Encryption != 0 {
+		j.Encryption = o.Encryption.String()
+	}
+	fb := o.Fallbacks
+	j.Fallbacks = int(fb.ToEncrypted) + int(fb.ToPlaintext) + int(fb.ToUTP) + int(fb.ToTCP)
 	if o.Known {
 		j.Pieces = o.Last.Pieces
 		if o.NumPieces > 0 {
@@ -127,7 +138,18 @@ func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slo
 			return 1
 		}
 	}
-	prober, err := probe.NewProber(sessionConfig(cfg, 0, logger))
+	sc := sessionConfig(cfg, 0, logger)
+	if cfg.Peer.UTP {
+		// An ephemeral uTP socket for this run's sessions, so uTP-only peers are read too.
+		sock, err := probe.ListenUTP(":0")
+		if err != nil {
+			logger.Error("cannot open a uTP socket", "err", err)
+			return 1
+		}
+		defer sock.Close()
+		sc.UTP = sock
+	}
+	prober, err := probe.NewProber(sc)
 	if err != nil {
 		logger.Error("cannot set up the prober", "err", err)
 		return 1

@@ -96,6 +96,11 @@ type Peer struct {
 	AnnouncePort  int `yaml:"announce_port"`
 	IncomingPerIP int `yaml:"incoming_per_ip"` // open incoming connections allowed per IP
 	IncomingTotal int `yaml:"incoming_total"`  // open incoming connections allowed in total
+	// Encryption is the outgoing MSE policy: prefer_plaintext, prefer_encrypted, require
+	// or disable (probe.EncryptionPolicy). Incoming peers may use either.
+	Encryption string `yaml:"encryption"`
+	// UTP listens for uTP on the listen port (UDP) and dials uTP when TCP fails.
+	UTP bool `yaml:"utp"`
 }
 
 // Probe tunes probe sessions and the scheduler.
@@ -157,7 +162,8 @@ type Metrics struct {
 func Default() Config {
 	return Config{
 		Torrents: Torrents{Directory: "input", MagnetFile: "input/magnet.txt", CompletionThreshold: collector.DefaultThreshold},
-		Peer:     Peer{ListenAddress: probe.DefaultListenAddress, IncomingPerIP: probe.DefaultMaxPerIP, IncomingTotal: probe.DefaultMaxTotal},
+		Peer: Peer{ListenAddress: probe.DefaultListenAddress, IncomingPerIP: probe.DefaultMaxPerIP, IncomingTotal: probe.DefaultMaxTotal,
+			Encryption: string(probe.DefaultEncryption), UTP: probe.DefaultUTP},
 		Probe: Probe{
 			Concurrency:      scheduler.DefaultMaxInFlight,
 			ConnectTimeout:   Duration(probe.DefaultDialTimeout),
@@ -254,6 +260,10 @@ func (c *Config) Validate() error {
 	}
 	if err := checkHostPort(c.Peer.ListenAddress); err != nil {
 		bad("peer.listen_address", "%v", err)
+	}
+	if e := probe.EncryptionPolicy(c.Peer.Encryption); !e.Valid() {
+		bad("peer.encryption", "must be %s, %s, %s or %s, got %q", probe.PreferPlaintext, probe.PreferEncrypted,
+			probe.RequireEncrypted, probe.DisableEncrypted, c.Peer.Encryption)
 	}
 	if p := c.Peer.AnnouncePort; p < 0 || p > 65535 {
 		bad("peer.announce_port", "must be 0..65535, got %d", p)
