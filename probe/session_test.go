@@ -380,7 +380,7 @@ func TestSessionHostile(t *testing.T) {
 			p.raw(wire.AppendHandshake(nil, wire.Handshake{InfoHash: testHash})[:40])
 			p.waitClose()
 		}, OutcomeHandshakeTimeout, ""},
-		{"garbage instead of a handshake", nil, func(p *peerConn) {
+		{"garbage instead of a handshake", func(c *SessionConfig) { c.Encryption = DisableEncrypted }, func(p *peerConn) {
 			p.raw([]byte(strings.Repeat("\x8e\x13garbage-like-MSE-", 8)))
 			p.waitClose()
 		}, OutcomeNotBitTorrent, ""},

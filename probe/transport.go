@@ -228,9 +228,18 @@ func (p *Prober) try(ctx context.Context, t Target, a attempt) (Observation, ret
 }
 
 // retryAfterHandshake decides whether a connection that failed before the peer's handshake
-// is worth another way: only when nothing at all came back from the peer.
+// is worth another way: when nothing at all came back from the peer, or bytes that are not
+// BitTorrent came back to our plaintext handshake.
 func (p *Prober) retryAfterHandshake(ctx context.Context, o *Observation, cc *countingConn) retryKind {
-	if ctx.Err() != nil || cc.read.Load() > 0 {
+	if ctx.Err() != nil {
+		return retryNone
+	}
+	if o.Outcome == OutcomeNotBitTorrent && o.Encryption == EncryptionNone {
+		// An MSE receiver sends its 96-byte key at once, whatever we sent (anacrolix/torrent
+		// requiring encryption does): the other encryption may well work.
+		return retryEncryptionOnly
+	}
+	if cc.read.Load() > 0 {
 		return retryNone
 	}
 	switch o.Outcome {
