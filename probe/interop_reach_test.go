@@ -58,7 +58,7 @@ func reachSeeder(t *testing.T, mod func(*torrent.ClientConfig)) (*torrent.Client
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tt.VerifyData(); err != nil {
+	if err := tt.VerifyDataContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return cl, tt, metainfo.Hash(mi.HashInfoBytes())
