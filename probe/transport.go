@@ -110,8 +110,9 @@ func (p *Prober) plan(t Target) (out [4]attempt, n int) {
 // When it fails the way a peer that only speaks the other kind fails, Probe tries again at
 // once on a new connection: the other transport when TCP is refused or times out (or the
 // connection is closed before any byte came back), the other encryption when the peer hangs
-// up on our handshake or never answers it. The Observation is that of the last connection,
-// with Fallbacks counting the retries.
+// up on our handshake or never answers it. The Observation is that of the connection that
+// ended the contact (the first one when every way failed), with Fallbacks counting the
+// retries.
 func (p *Prober) Probe(ctx context.Context, t Target) Observation {
 	p.active.Add(1)
 	defer p.active.Add(-1)
@@ -123,14 +124,14 @@ func (p *Prober) Probe(ctx context.Context, t Target) Observation {
 	}
 	plan, n := p.plan(t)
 	var fb Fallbacks
-	var o Observation
+	var o, first Observation
 	skipUTP, skipTCP := false, false
 	for k := 0; k < n; k++ {
 		a := plan[k]
 		if (a.utp && skipUTP) || (!a.utp && skipTCP) {
 			continue
 		}
-		if k > 0 && o.Outcome != 0 {
+		if first.Outcome != 0 {
 			prev := o.Transport == TransportUTP
 			switch {
 			case a.utp && !prev:
@@ -146,25 +147,31 @@ func (p *Prober) Probe(ctx context.Context, t Target) Observation {
 		var retry retryKind
 		o, retry = p.try(ctx, t, a)
 		o.Fallbacks = fb
-		switch retry {
-		case retryNone:
-			return o
-		case retryOtherTransport:
+		if first.Outcome == 0 {
+			first = o
+		}
+		if retry == retryNone || (retry == retryEncryptionOnly && k+1 < n && plan[k+1].utp != a.utp) {
+			// Done: reached, a failure no other way fixes, or a handshake that timed out,
+			// which is only worth another try in the other encryption on the same
+			// transport (an MSE-only peer may wait for 96 key bytes in silence), not a
+			// reason to try uTP.
+			if retry == retryNone {
+				return o
+			}
+			break
+		}
+		if retry == retryOtherTransport {
 			if a.utp {
 				skipUTP = true
 			} else {
 				skipTCP = true
 			}
-		case retryEncryptionOnly:
-			// A handshake that timed out is only worth another try in the other encryption
-			// on the same transport (an MSE-only peer waits for 96 key bytes in silence);
-			// a silent peer is no reason to try uTP.
-			if k+1 < n && plan[k+1].utp != a.utp {
-				return o
-			}
 		}
 	}
-	return o
+	// Every way failed: report the first, the policy's own choice (a refused TCP connect
+	// says more than the uTP timeout after it), with the retries counted.
+	first.Fallbacks = fb
+	return first
 }
 
 // retryKind says whether a failed try is worth another way.
