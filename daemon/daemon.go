@@ -59,7 +59,10 @@ type Config struct {
 	// PeerListener accepts incoming peers (nil: none). Listener holds the passive
 	// listener's limits; its Lookup and Deliver are the daemon's.
 	PeerListener net.Listener
-	Listener     probe.ListenerConfig
+	// PeerListenerUTP accepts incoming uTP peers (nil: none), served by the same listener
+	// (one set of per-IP and total caps); usually the socket Prober dials uTP with too.
+	PeerListenerUTP net.Listener
+	Listener        probe.ListenerConfig
 	// Scheduler holds the scheduler's limits; its Probe and OnResult are the daemon's.
 	Scheduler scheduler.Config
 	// Metadata configures the magnet metadata fetch (identity, dial timeout).
@@ -120,9 +123,10 @@ func New(cfg Config, reg prometheus.Registerer) (*Daemon, error) {
 	if d.sched, err = scheduler.New(sc); err != nil {
 		return nil, err
 	}
-	if cfg.PeerListener != nil {
+	if cfg.PeerListener != nil || cfg.PeerListenerUTP != nil {
 		lc := cfg.Listener
 		lc.Lookup = d.lookupActive
+		lc.InfoHashes = d.infoHashes
 		lc.Deliver = d.incoming
 		lc.ShutdownTimeout = SessionGrace
 		lc.Logger = cfg.Logger
@@ -150,8 +154,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.sched.Run(gctx) })
-	if d.listener != nil {
-		g.Go(func() error { return d.listener.Serve(gctx, d.cfg.PeerListener) })
+	for _, ln := range []net.Listener{d.cfg.PeerListener, d.cfg.PeerListenerUTP} {
+		if d.listener != nil && ln != nil {
+			g.Go(func() error { return d.listener.Serve(gctx, ln) })
+		}
 	}
 	g.Go(func() error { return d.readSightings(gctx) })
 	g.Go(func() error { return d.metadata.run(gctx) })
@@ -193,18 +199,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 // Close releases the parts after Run has returned (or when it never ran); the store is
 // closed last.
 func (d *Daemon) Close() error {
-	return closeParts(d.cfg.DHT, d.cfg.PeerListener, d.cfg.Geo, d.cfg.Recorder)
+	return closeParts(d.cfg.DHT, []net.Listener{d.cfg.PeerListener, d.cfg.PeerListenerUTP}, d.cfg.Geo, d.cfg.Recorder)
 }
 
 // closeParts closes what a daemon is given, in order, the recorder (its store) last. Nil
 // parts are skipped, so the caller can clean up a half-built daemon the same way.
-func closeParts(node *dht.Node, ln net.Listener, db *geo.DB, rec *collector.Recorder) error {
+func closeParts(node *dht.Node, lns []net.Listener, db *geo.DB, rec *collector.Recorder) error {
 	var errs []error
 	if node != nil {
 		node.Close()
 	}
-	if ln != nil {
-		_ = ln.Close() // Serve closed it already when it ran
+	for _, ln := range lns {
+		if ln != nil {
+			_ = ln.Close() // Serve closed it already when it ran
+		}
 	}
 	if db != nil {
 		_ = db.Close()
@@ -220,7 +228,7 @@ func closeParts(node *dht.Node, ln net.Listener, db *geo.DB, rec *collector.Reco
 // ClosePartial releases the parts of a configuration whose daemon was never built (New
 // failed, or construction stopped halfway).
 func ClosePartial(cfg Config) error {
-	return closeParts(cfg.DHT, cfg.PeerListener, cfg.Geo, cfg.Recorder)
+	return closeParts(cfg.DHT, []net.Listener{cfg.PeerListener, cfg.PeerListenerUTP}, cfg.Geo, cfg.Recorder)
 }
 
 // Load reads the watch list from src (this instance's shard of it) into the registry and

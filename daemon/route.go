@@ -47,14 +47,18 @@ func (d *Daemon) route(sg discovery.Sighting) {
 
 // routePEX routes the PEX peers a session with a peer of torrent learned.
 func (d *Daemon) routePEX(torrent metainfo.Hash, obs *probe.Observation) {
-	for _, a := range obs.PEX {
-		d.route(discovery.Sighting{Torrent: torrent, Addr: a, Source: discovery.SourcePEX})
+	for i, a := range obs.PEX {
+		var h discovery.Hints
+		if i < len(obs.PEXHints) {
+			h = obs.PEXHints[i]
+		}
+		d.route(discovery.Sighting{Torrent: torrent, Addr: a, Source: discovery.SourcePEX, Hints: h})
 	}
 }
 
 // probe runs the session the scheduler asks for.
 func (d *Daemon) probe(ctx context.Context, t scheduler.Target) probe.Observation {
-	return d.prober.Probe(ctx, probe.Target{Torrent: t.Torrent, Pieces: d.pieces(t.Torrent), Addr: t.Addr, Source: t.Source})
+	return d.prober.Probe(ctx, probe.Target{Torrent: t.Torrent, Pieces: d.pieces(t.Torrent), Addr: t.Addr, Source: t.Source, Hints: t.Hints})
 }
 
 // result takes the observation of a session the scheduler started: it is counted,
@@ -97,4 +101,17 @@ func (d *Daemon) lookupActive(h metainfo.Hash) (int, bool) {
 func (d *Daemon) pieces(id metainfo.Hash) int {
 	n, _ := d.lookupActive(id)
 	return n
+}
+
+// infoHashes lists the wire hashes of every torrent whose piece count is known: the keys
+// an incoming MSE handshake may be made with (lookupActive routes the rest).
+func (d *Daemon) infoHashes() []metainfo.Hash {
+	es := d.registry.Entries()
+	out := make([]metainfo.Hash, 0, len(es))
+	for _, e := range es {
+		if !e.Pending() {
+			out = append(out, e.Hashes()...)
+		}
+	}
+	return out
 }

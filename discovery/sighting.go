@@ -35,4 +35,17 @@ type Sighting struct {
 	Torrent metainfo.Hash // the torrent's wire hash (v1, or truncated v2)
 	Addr    netip.AddrPort
 	Source  Source
+	Hints   Hints // how the source says the peer is best reached (PEX flags); 0: no hint
 }
+
+// Hints are what a source says about how to reach a peer. The values are the BEP 11
+// `added.f` bits btda uses, so PEX flags convert by masking with HintsMask.
+type Hints uint8
+
+// The hints btda acts on.
+const (
+	HintEncryption Hints = 0x01 // the peer prefers encryption: open with an MSE handshake
+	HintUTP        Hints = 0x04 // the peer supports uTP: dial uTP first
+
+	HintsMask = HintEncryption | HintUTP
+)

@@ -18,4 +18,7 @@ const (
 	DefaultListenAddress = ":6884"
 	DefaultMaxPerIP      = 4
 	DefaultMaxTotal      = 2000
+	// DefaultUTP: listen for uTP and dial it when TCP fails; libtorrent and µTorrent
+	// peers dial uTP first, and uTP-only peers exist.
+	DefaultUTP = true
 )

@@ -24,6 +24,9 @@ type ListenerConfig struct {
 	// Deliver receives the Observation of every incoming session that got past routing.
 	// It is called from the session's goroutine and should not block for long. Required.
 	Deliver func(Observation)
+	// InfoHashes returns the wire hashes of the watched torrents (v1, truncated v2): the
+	// secret keys an incoming MSE handshake may use. nil: MSE connections are turned away.
+	InfoHashes func() []metainfo.Hash
 
 	HandshakeTimeout time.Duration // accept → the peer's complete handshake; default DefaultHandshakeTimeout
 	MaxPerIP         int           // concurrent connections per remote IP; default DefaultMaxPerIP
@@ -39,8 +42,12 @@ type ListenerStats struct {
 	UnknownInfoHash uint64 // closed at once: info hash not watched
 	OverPerIPCap    uint64 // closed at once: too many connections from that IP
 	OverTotalCap    uint64 // closed at once: too many connections in all
-	NotBitTorrent   uint64 // closed: garbage or an encrypted (MSE) handshake
+	NotBitTorrent   uint64 // closed: not a BitTorrent handshake (after MSE, or MSE refused: no InfoHashes)
 	HandshakeFailed uint64 // closed: timeout or disconnect before a complete handshake
+	MSEUnknownHash  uint64 // closed: an MSE handshake keyed with no watched info hash
+	MSEFailed       uint64 // closed: a broken MSE handshake (or garbage, which looks the same)
+	Encrypted       uint64 // sessions started after an MSE handshake (counted in Sessions too)
+	UTP             uint64 // connections accepted over uTP (counted in Accepted too)
 }
 
 // Listener accepts incoming peers and reads their progress like an active session.
@@ -54,6 +61,7 @@ type Listener struct {
 	total int
 
 	accepted, sessions, unknown, overIP, overTotal, notBT, hsFailed atomic.Uint64
+	mseUnknown, mseFailed, encrypted, utp                           atomic.Uint64
 }
 
 // NewListener returns a listener whose sessions run with p's configuration, and draw on
@@ -86,14 +94,16 @@ func (l *Listener) Stats() ListenerStats {
 	return ListenerStats{
 		Accepted: l.accepted.Load(), Sessions: l.sessions.Load(), UnknownInfoHash: l.unknown.Load(),
 		OverPerIPCap: l.overIP.Load(), OverTotalCap: l.overTotal.Load(), NotBitTorrent: l.notBT.Load(),
-		HandshakeFailed: l.hsFailed.Load(),
+		HandshakeFailed: l.hsFailed.Load(), MSEUnknownHash: l.mseUnknown.Load(), MSEFailed: l.mseFailed.Load(),
+		Encrypted: l.encrypted.Load(), UTP: l.utp.Load(),
 	}
 }
 
 // Serve accepts on ln until ctx is done, then closes ln, gives running sessions up to
 // ShutdownTimeout to finish on their own, ends the rest, and returns once every one of
 // its goroutines has returned. It returns nil after ctx is done, or the accept error that
-// stopped it. Serve closes ln.
+// stopped it. Serve closes ln. One Listener may serve several listeners at once (TCP and
+// uTP on the same port): the per-IP and total caps cover them all.
 func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancelSessions := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSessions()
@@ -138,6 +148,9 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		backoff = 0
 		l.accepted.Add(1)
+		if isUTP(conn) {
+			l.utp.Add(1)
+		}
 		ip := remoteAddr(conn).Addr()
 		if !l.admit(ip) {
 			conn.Close()
@@ -180,7 +193,11 @@ func (l *Listener) release(ip netip.Addr) {
 }
 
 func remoteAddr(c net.Conn) netip.AddrPort {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case *net.UDPAddr:
 		ap := a.AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
@@ -193,10 +210,27 @@ func (l *Listener) handle(ctx context.Context, conn net.Conn) {
 	start := time.Now()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	if err := conn.SetReadDeadline(start.Add(l.cfg.HandshakeTimeout)); err != nil {
+	// Both ways: an MSE handshake writes too, and a peer that does not read must not hold it.
+	if err := conn.SetDeadline(start.Add(l.cfg.HandshakeTimeout)); err != nil {
 		l.hsFailed.Add(1)
 		return
 	}
+	sr, err := acceptStream(conn, l.cfg.InfoHashes)
+	switch {
+	case errors.Is(err, errMSEUnknownInfoHash):
+		l.mseUnknown.Add(1)
+		return
+	case errors.Is(err, wire.ErrNotBitTorrent):
+		l.notBT.Add(1)
+		return
+	case errors.Is(err, errMSE):
+		l.mseFailed.Add(1)
+		return
+	case err != nil:
+		l.hsFailed.Add(1)
+		return
+	}
+	conn = sr.conn
 	var buf [wire.HandshakeLen]byte
 	hs, err := wire.ReadHandshake(conn, buf[:])
 	if err != nil {
@@ -214,9 +248,16 @@ func (l *Listener) handle(ctx context.Context, conn net.Conn) {
 		return
 	}
 	l.sessions.Add(1)
+	if sr.enc != EncryptionNone {
+		l.encrypted.Add(1)
+	}
 	o := Observation{
 		Torrent: metainfo.Hash(hs.InfoHash), Addr: remoteAddr(conn), Direction: Incoming,
 		Source: discovery.SourceIncoming, Start: start, NumPieces: pieces, CompleteAgo: -1,
+		Transport: TransportTCP, Encryption: sr.enc,
+	}
+	if isUTP(conn) {
+		o.Transport = TransportUTP
 	}
 	l.p.run(ctx, conn, &o, &hs)
 	l.cfg.Deliver(o)

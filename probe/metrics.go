@@ -18,6 +18,9 @@ type Metrics struct {
 	limit    int
 
 	sessions *prometheus.CounterVec
+	reach    *prometheus.CounterVec
+	encFB    *prometheus.CounterVec
+	transFB  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	maxGap   prometheus.Histogram
 }
@@ -36,6 +39,15 @@ func NewMetrics(p *Prober, l *Listener, limit int) *Metrics {
 	m := &Metrics{prober: p, listener: l, limit: limit,
 		sessions: prometheus.NewCounterVec(metricdef.CounterOpts(subsystem, "sessions_total",
 			"Probe sessions recorded, by direction and outcome."), []string{"direction", "outcome"}),
+		reach: prometheus.NewCounterVec(metricdef.CounterOpts(subsystem, "connections_total",
+			"Probe sessions that got a connection, by direction, transport (tcp, utp) and encryption (none, header, rc4)."),
+			[]string{"direction", "transport", "encryption"}),
+		encFB: prometheus.NewCounterVec(metricdef.CounterOpts(subsystem, "encryption_fallbacks_total",
+			"Outgoing contacts retried at once on a new connection with the other encryption, by what they retried with (mse, plaintext)."),
+			[]string{"to"}),
+		transFB: prometheus.NewCounterVec(metricdef.CounterOpts(subsystem, "transport_fallbacks_total",
+			"Outgoing contacts retried at once over the other transport, by what they retried with (utp, tcp)."),
+			[]string{"to"}),
 		duration: prometheus.NewHistogramVec(metricdef.HistogramOpts(subsystem, "duration_seconds",
 			"Length of probe sessions.", secs), []string{"direction"}),
 		maxGap: prometheus.NewHistogram(metricdef.HistogramOpts(subsystem, "max_message_gap_seconds",
@@ -46,6 +58,17 @@ func NewMetrics(p *Prober, l *Listener, limit int) *Metrics {
 			m.sessions.WithLabelValues(d.String(), o.String())
 		}
 		m.duration.WithLabelValues(d.String())
+		for _, tr := range Transports {
+			for _, e := range Encryptions {
+				m.reach.WithLabelValues(d.String(), tr.String(), e.String())
+			}
+		}
+	}
+	for _, to := range []string{"mse", "plaintext"} {
+		m.encFB.WithLabelValues(to)
+	}
+	for _, to := range Transports {
+		m.transFB.WithLabelValues(to.String())
 	}
 	return m
 }
@@ -57,6 +80,20 @@ func (m *Metrics) Observe(o *Observation) {
 	if o.Direction == Outgoing || o.Direction == Incoming {
 		m.duration.WithLabelValues(dir).Observe(o.Timings.Total.Seconds())
 	}
+	if o.Transport != 0 && o.Encryption != 0 {
+		m.reach.WithLabelValues(dir, o.Transport.String(), o.Encryption.String()).Inc()
+	}
+	fb := &o.Fallbacks
+	for _, c := range []struct {
+		v  *prometheus.CounterVec
+		to string
+		n  uint8
+	}{{m.encFB, "mse", fb.ToEncrypted}, {m.encFB, "plaintext", fb.ToPlaintext},
+		{m.transFB, "utp", fb.ToUTP}, {m.transFB, "tcp", fb.ToTCP}} {
+		if c.n > 0 {
+			c.v.WithLabelValues(c.to).Add(float64(c.n))
+		}
+	}
 	if o.Timings.MaxGap > 0 {
 		m.maxGap.Observe(o.Timings.MaxGap.Seconds())
 	}
@@ -65,6 +102,9 @@ func (m *Metrics) Observe(o *Observation) {
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.sessions.Describe(ch)
+	m.reach.Describe(ch)
+	m.encFB.Describe(ch)
+	m.transFB.Describe(ch)
 	m.duration.Describe(ch)
 	m.maxGap.Describe(ch)
 	for _, d := range []*prometheus.Desc{inFlightDesc, limitDesc, incomingDesc, rejectedDesc} {
@@ -75,6 +115,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.sessions.Collect(ch)
+	m.reach.Collect(ch)
+	m.encFB.Collect(ch)
+	m.transFB.Collect(ch)
 	m.duration.Collect(ch)
 	m.maxGap.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(m.prober.active.Load()))
@@ -90,6 +133,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}{
 		{"handshake_failed", ls.HandshakeFailed}, {"not_bittorrent", ls.NotBitTorrent},
 		{"per_ip_limit", ls.OverPerIPCap}, {"total_limit", ls.OverTotalCap}, {"unknown_infohash", ls.UnknownInfoHash},
+		{"mse_unknown_infohash", ls.MSEUnknownHash}, {"mse_failed", ls.MSEFailed},
 	} {
 		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(r.n), r.reason)
 	}

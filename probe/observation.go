@@ -97,6 +97,8 @@ type Flags struct {
 	Fast             bool // the peer set the Fast (BEP 6) bit
 	Extended         bool // the peer set the extension-protocol (BEP 10) bit
 	DHT              bool // the peer set the DHT (BEP 5) bit
+	// PrefersEncryption: the peer's extension handshake said `e` = 1 (it prefers MSE).
+	PrefersEncryption bool
 }
 
 // Client is what the peer says it is.
@@ -125,6 +127,12 @@ type Observation struct {
 	Source     discovery.Source // what led to the session (set by the caller for outgoing ones)
 	Start      time.Time
 
+	// How the connection was made: zero when no connection was (a failed dial has its
+	// Transport; Encryption is zero when an MSE handshake failed).
+	Transport  Transport
+	Encryption Encryption
+	Fallbacks  Fallbacks // outgoing: the connections tried before this one
+
 	Outcome   Outcome
 	Violation string // the kind of protocol violation, for OutcomeProtocolViolation
 	Err       error  // the underlying error, for logs only (never a label)
@@ -141,6 +149,7 @@ type Observation struct {
 	Client      Client
 	CompleteAgo int // libtorrent `complete_ago` in seconds, -1 when absent
 	PEX         []netip.AddrPort
-	Messages    int // messages read in the session
+	PEXHints    []discovery.Hints // the PEX flags btda uses, one per PEX entry; nil when the peer sent none
+	Messages    int               // messages read in the session
 	Timings     Timings
 }

@@ -55,6 +55,11 @@ type SessionConfig struct {
 	// same Budget to MetadataConfig.Budget to bound metadata fetches with the sessions.
 	Budget *wire.Budget
 
+	// Encryption is the outgoing sessions' MSE policy; "" is DefaultEncryption.
+	Encryption EncryptionPolicy
+	// UTP, if set, dials uTP sessions (see Prober.Probe for when); nil: TCP only.
+	UTP UTPSocket
+
 	// Dial, if set, replaces the default TCP dialer (tests, proxies). It must honour ctx.
 	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger *slog.Logger // default: discard
@@ -90,6 +95,13 @@ func (c *SessionConfig) setDefaults() error {
 			c.PeerID[i] = alnum[int(r[i])%len(alnum)]
 		}
 	}
+	if c.Encryption == "" {
+		c.Encryption = DefaultEncryption
+	}
+	if !c.Encryption.Valid() {
+		return fmt.Errorf("probe: unknown encryption policy %q (want %s, %s, %s or %s)", c.Encryption,
+			PreferPlaintext, PreferEncrypted, RequireEncrypted, DisableEncrypted)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -105,6 +117,7 @@ type Target struct {
 	Pieces  int              // the torrent's piece count (bitfield size)
 	Addr    netip.AddrPort   // where to dial
 	Source  discovery.Source // what led to it, copied into the Observation
+	Hints   discovery.Hints  // how the peer is best reached (PEX flags, or what worked last time)
 }
 
 // Prober runs probe sessions. It is safe for concurrent use: the caller bounds how many
@@ -147,53 +160,11 @@ func NewProber(cfg SessionConfig) (*Prober, error) {
 	return p, nil
 }
 
-// Probe dials t.Addr, exchanges handshakes and reads the peer's progress until it has been
-// quiet for the quiet window, or a cap is reached. It never fails: every ending is an
-// Outcome in the returned Observation. It returns early when ctx is done.
-func (p *Prober) Probe(ctx context.Context, t Target) Observation {
-	p.active.Add(1)
-	defer p.active.Add(-1)
-	o := Observation{
-		Torrent: t.Torrent, Addr: t.Addr, ListenPort: t.Addr.Port(), Direction: Outgoing,
-		Source: t.Source, Start: time.Now(), NumPieces: t.Pieces, CompleteAgo: -1,
-	}
-	if t.Pieces <= 0 || t.Pieces > wire.MaxPieces || !t.Addr.IsValid() || t.Addr.Port() == 0 {
-		o.Outcome = OutcomeLocalError
-		o.Err = fmt.Errorf("probe: bad target %v with %d pieces", t.Addr, t.Pieces)
-		return o
-	}
-	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
-	var conn net.Conn
-	var err error
-	if p.cfg.Dial != nil {
-		conn, err = p.cfg.Dial(dctx, "tcp", t.Addr.String())
-	} else {
-		// Not DialTCP with a zero local AddrPort: that binds every socket to 0.0.0.0:0
-		// before connect, and at thousands of sessions the kernel's port search in bind
-		// took 90 % of btda's CPU and then failed with EADDRINUSE (BENCHMARKS.md, daemon
-		// contacts). Connect picks the ephemeral port itself, per destination.
-		conn, err = p.dialer.DialContext(dctx, "tcp", t.Addr.String())
-	}
-	cancel()
-	o.Timings.Connect = time.Since(o.Start)
-	if err != nil {
-		o.Outcome, o.Err = dialOutcome(ctx, err), err
-		o.Timings.Total = o.Timings.Connect
-		return o
-	}
-	defer conn.Close()
-	p.run(ctx, conn, &o, nil)
-	return o
-}
-
 // Session runs an outgoing session over a connection the caller has already opened (another
 // transport, a proxy, an encrypted stream), exactly as Probe does after dialling. It does
 // not close conn. Timings.Connect is 0.
 func (p *Prober) Session(ctx context.Context, conn net.Conn, t Target) Observation {
-	o := Observation{
-		Torrent: t.Torrent, Addr: t.Addr, ListenPort: t.Addr.Port(), Direction: Outgoing,
-		Source: t.Source, Start: time.Now(), NumPieces: t.Pieces, CompleteAgo: -1,
-	}
+	o := p.newOutgoing(t)
 	if t.Pieces <= 0 || t.Pieces > wire.MaxPieces {
 		o.Outcome = OutcomeLocalError
 		o.Err = fmt.Errorf("probe: bad target with %d pieces", t.Pieces)
@@ -524,6 +495,7 @@ func (s *session) extended(m *wire.Message, now time.Time) *wire.Violation {
 			o.Flags.SuperSeedSuspect = false
 		}
 		o.Flags.ShareMode = o.Flags.ShareMode || h.ShareMode
+		o.Flags.PrefersEncryption = h.E
 		if h.CompleteAgo >= 0 {
 			o.CompleteAgo = h.CompleteAgo
 		}
@@ -548,7 +520,20 @@ func (s *session) extended(m *wire.Message, now time.Time) *wire.Violation {
 		}
 		room := s.p.cfg.MaxPEX - len(o.PEX)
 		if room > 0 {
-			o.PEX = append(o.PEX, px.Added[:min(room, len(px.Added))]...)
+			k := min(room, len(px.Added))
+			if px.AddedFlags != nil && o.PEXHints == nil {
+				o.PEXHints = make([]discovery.Hints, len(o.PEX), len(o.PEX)+k)
+			}
+			o.PEX = append(o.PEX, px.Added[:k]...)
+			if o.PEXHints != nil {
+				for i := range k {
+					var h discovery.Hints
+					if px.AddedFlags != nil {
+						h = discovery.Hints(px.AddedFlags[i]) & discovery.HintsMask
+					}
+					o.PEXHints = append(o.PEXHints, h)
+				}
+			}
 		}
 	case wire.OurDontHaveID:
 		i, err := wire.ParseDontHave(m.Payload)

@@ -368,7 +368,10 @@ func TestSessionHostile(t *testing.T) {
 			p.handshake(fastExt, otherHash, "")
 			p.waitClose()
 		}, OutcomeInfoHashMismatch, ""},
-		{"the handshake never comes", func(c *SessionConfig) { c.HandshakeTimeout = 200 * time.Millisecond }, func(p *peerConn) {
+		{"the handshake never comes", func(c *SessionConfig) {
+			c.HandshakeTimeout = 200 * time.Millisecond
+			c.Encryption = DisableEncrypted // (else a silent peer is retried with MSE: TestEncryptionFallback)
+		}, func(p *peerConn) {
 			p.readHandshake()
 			p.waitClose()
 		}, OutcomeHandshakeTimeout, ""},
@@ -377,7 +380,7 @@ func TestSessionHostile(t *testing.T) {
 			p.raw(wire.AppendHandshake(nil, wire.Handshake{InfoHash: testHash})[:40])
 			p.waitClose()
 		}, OutcomeHandshakeTimeout, ""},
-		{"garbage instead of a handshake", nil, func(p *peerConn) {
+		{"garbage instead of a handshake", func(c *SessionConfig) { c.Encryption = DisableEncrypted }, func(p *peerConn) {
 			p.raw([]byte(strings.Repeat("\x8e\x13garbage-like-MSE-", 8)))
 			p.waitClose()
 		}, OutcomeNotBitTorrent, ""},

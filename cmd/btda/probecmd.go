@@ -14,6 +14,7 @@ import (
 	"github.com/btda/btda/daemon"
 	"github.com/btda/btda/discovery"
 	"github.com/btda/btda/discovery/metainfo"
+	"github.com/btda/btda/internal/srcaddr"
 	"github.com/btda/btda/probe"
 )
 
@@ -31,6 +32,9 @@ type observationJSON struct {
 	Outcome     string      `json:"outcome"`
 	Violation   string      `json:"violation,omitempty"`
 	Error       string      `json:"error,omitempty"`
+	Transport   string      `json:"transport,omitempty"`  // tcp, utp
+	Encryption  string      `json:"encryption,omitempty"` // none, header (MSE, then plaintext), rc4
+	Fallbacks   int         `json:"fallbacks,omitempty"`  // connections tried before this one
 	Known       bool        `json:"progress_known"`
 	Pieces      int         `json:"pieces"`
 	NumPieces   int         `json:"num_pieces"`
@@ -72,6 +76,14 @@ func toJSON(o probe.Observation) observationJSON {
 	if o.Err != nil {
 		j.Error = o.Err.Error()
 	}
+	if o.Transport != 0 {
+		j.Transport = o.Transport.String()
+	}
+	if o.Encryption != 0 {
+		j.Encryption = o.Encryption.String()
+	}
+	fb := o.Fallbacks
+	j.Fallbacks = int(fb.ToEncrypted) + int(fb.ToPlaintext) + int(fb.ToUTP) + int(fb.ToTCP)
 	if o.Known {
 		j.Pieces = o.Last.Pieces
 		if o.NumPieces > 0 {
@@ -133,6 +145,17 @@ func probeCmd(ctx context.Context, o probeOptions, stdout io.Writer, logger *slo
 			logger.Error("cannot fetch the magnet's metadata from the given peers", "err", err)
 			return 1
 		}
+	}
+	if cfg.Peer.UTP {
+		// An ephemeral uTP socket for this run's sessions, so uTP-only peers are read too
+		// (from the source address, when one is set).
+		sock, err := probe.ListenUTP(utpProbeAddress(src))
+		if err != nil {
+			logger.Error("cannot open a uTP socket", "err", err)
+			return 1
+		}
+		defer sock.Close()
+		sc.UTP = sock
 	}
 	prober, err := probe.NewProber(sc)
 	if err != nil {
@@ -201,4 +224,13 @@ func metadataCmd(ctx context.Context, cf configSource, magnet string, peerArgs [
 	enc.SetEscapeHTML(false)
 	enc.Encode(summarize(magnet, t))
 	return 0
+}
+
+// utpProbeAddress is where `btda probe` opens its ephemeral uTP socket: the IPv4 source
+// address when one is set (uTP goes out from its socket's address), else any.
+func utpProbeAddress(src srcaddr.Addrs) string {
+	if src.V4.IsValid() {
+		return netip.AddrPortFrom(src.V4, 0).String()
+	}
+	return ":0"
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -187,9 +188,24 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 	if port == 0 { // listen_address with port 0 (tests): announce the port we got
 		port = uint16(dc.PeerListener.Addr().(*net.TCPAddr).Port)
 	}
+	if cfg.Peer.UTP {
+		// uTP on the same address and port number as TCP, over UDP: peers that dial uTP
+		// first find btda where trackers and PEX say it is, and our uTP sessions leave from it.
+		// (The first listen address: the source address's, when one is set.)
+		host, _, _ := net.SplitHostPort(peerAddrs[0])
+		addr := net.JoinHostPort(host, strconv.Itoa(dc.PeerListener.Addr().(*net.TCPAddr).Port))
+		sock, err := probe.ListenUTP(addr)
+		if err != nil {
+			return dc, nil, fmt.Errorf("peer listener (uTP): %w", err)
+		}
+		dc.PeerListenerUTP = sock
+	}
 	// One budget bounds the large message buffers of every session and metadata fetch.
 	sc := sessionConfig(cfg, port, src, logger)
 	sc.Budget = wire.NewBudget(probe.DefaultBufferBudget)
+	if s, ok := dc.PeerListenerUTP.(probe.UTPSocket); ok {
+		sc.UTP = s
+	}
 	if dc.Prober, err = probe.NewProber(sc); err != nil {
 		return dc, nil, err
 	}
@@ -291,6 +307,7 @@ func sessionConfig(cfg *config.Config, port uint16, src srcaddr.Addrs, logger *s
 		SessionCap:       time.Duration(cfg.Probe.SessionCap),
 		MaxMessages:      cfg.Probe.MessageCap,
 		SendInterested:   cfg.Probe.SendInterested,
+		Encryption:       probe.EncryptionPolicy(cfg.Peer.Encryption),
 		Logger:           logger,
 	}
 }

@@ -105,6 +105,11 @@ type Peer struct {
 	// and/or one IPv6 address, or to an interface's first of each (see srcaddr). Empty:
 	// the kernel chooses.
 	SourceAddresses []string `yaml:"source_addresses"`
+	// Encryption is the outgoing MSE policy: prefer_plaintext, prefer_encrypted, require
+	// or disable (probe.EncryptionPolicy). Incoming peers may use either.
+	Encryption string `yaml:"encryption"`
+	// UTP listens for uTP on the listen port (UDP) and dials uTP when TCP fails.
+	UTP bool `yaml:"utp"`
 }
 
 // Probe tunes probe sessions and the scheduler.
@@ -170,7 +175,8 @@ type Metrics struct {
 func Default() Config {
 	return Config{
 		Torrents: Torrents{Directory: "input", MagnetFile: "input/magnet.txt", CompletionThreshold: collector.DefaultThreshold},
-		Peer:     Peer{ListenAddress: probe.DefaultListenAddress, IncomingPerIP: probe.DefaultMaxPerIP, IncomingTotal: probe.DefaultMaxTotal},
+		Peer: Peer{ListenAddress: probe.DefaultListenAddress, IncomingPerIP: probe.DefaultMaxPerIP, IncomingTotal: probe.DefaultMaxTotal,
+			Encryption: string(probe.DefaultEncryption), UTP: probe.DefaultUTP},
 		Probe: Probe{
 			Concurrency:      scheduler.DefaultMaxInFlight,
 			ConnectTimeout:   Duration(probe.DefaultDialTimeout),
@@ -275,6 +281,10 @@ func (c *Config) Validate() error {
 	}
 	if err := srcaddr.Check(c.Peer.SourceAddresses); err != nil {
 		bad("peer.source_addresses", "%v", err)
+	}
+	if e := probe.EncryptionPolicy(c.Peer.Encryption); !e.Valid() {
+		bad("peer.encryption", "must be %s, %s, %s or %s, got %q", probe.PreferPlaintext, probe.PreferEncrypted,
+			probe.RequireEncrypted, probe.DisableEncrypted, c.Peer.Encryption)
 	}
 	if p := c.Peer.AnnouncePort; p < 0 || p > 65535 {
 		bad("peer.announce_port", "must be 0..65535, got %d", p)

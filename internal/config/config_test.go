@@ -82,6 +82,7 @@ func TestParseErrors(t *testing.T) {
 		{"zero threshold", "torrents:\n  completion_threshold: 0\n", []string{"torrents.completion_threshold"}},
 		{"concurrency", "probe:\n  concurrency: 0\n", []string{"probe.concurrency"}},
 		{"listen", "peer:\n  listen_address: nope\n", []string{"peer.listen_address", "nope"}},
+		{"encryption", "peer:\n  encryption: always\n", []string{"peer.encryption", "always", "prefer_plaintext"}},
 		{"bootstrap", "dht:\n  bootstrap_nodes: [\"a:b:c\"]\n", []string{"dht.bootstrap_nodes[0]"}},
 		{"session cap", "probe:\n  quiet_window: 10s\n  session_cap: 5s\n", []string{"probe.session_cap"}},
 		{"zero duration", "trackers:\n  timeout: 0s\n", []string{"trackers.timeout"}},

@@ -61,6 +61,7 @@ func (s *Scheduler) dispatchLocked(ctx context.Context, now int64) (wait time.Du
 			Sources: e.sources,
 			Attempt: int(e.fails) + 1,
 			Revisit: e.flags&flReached != 0,
+			Hints:   e.hints,
 		}
 		s.launch(ctx, i, t)
 	}
@@ -163,6 +164,7 @@ func (s *Scheduler) result(i uint32, obs probe.Observation, now int64) {
 		e.fails = 0
 		e.flags |= flReached
 		e.lastOK = secs(now)
+		e.hints = obs.Hints() // revisits go straight to what worked
 		if obs.Flags.UploadOnly || obs.Flags.Seed {
 			if e.seedSince == 0 {
 				e.seedSince = secs(now) + 1

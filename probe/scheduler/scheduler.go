@@ -60,6 +60,7 @@ type Target struct {
 	Sources SourceSet        // every source that has reported the peer so far
 	Attempt int              // 1 for a first try; n for the n-th consecutive try after failures
 	Revisit bool             // the peer was reached at least once before
+	Hints   discovery.Hints  // how to reach it: what worked last time, else what its sources said
 }
 
 // ProbeFunc runs one session. It must return when ctx is cancelled.

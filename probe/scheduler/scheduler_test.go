@@ -737,3 +737,24 @@ func TestPEXNotAdded(t *testing.T) {
 		t.Errorf("launched %d after adding the PEX peers, want 2", n)
 	}
 }
+
+func TestHintsRememberWhatWorked(t *testing.T) {
+	h := newHarness(t, Config{})
+	a := netip.MustParseAddrPort("10.0.0.1:6881")
+	// A PEX sighting's flags steer the first try; a later sighting adds to them.
+	h.s.Add(discovery.Sighting{Torrent: hash(0), Addr: a, Source: discovery.SourcePEX, Hints: discovery.HintEncryption})
+	h.s.Add(discovery.Sighting{Torrent: hash(0), Addr: a, Source: discovery.SourceTracker, Hints: discovery.HintUTP})
+	l := h.stepOne(a)
+	if l.t.Hints != discovery.HintEncryption|discovery.HintUTP {
+		t.Fatalf("first try hints %#x", l.t.Hints)
+	}
+	// It worked over TCP with MSE: the revisit goes straight to that, whatever sources say.
+	h.finish(l, probe.OutcomeNoProgress, func(o *probe.Observation) {
+		o.Transport, o.Encryption = probe.TransportTCP, probe.EncryptionRC4
+	})
+	h.s.Add(discovery.Sighting{Torrent: hash(0), Addr: a, Source: discovery.SourcePEX, Hints: discovery.HintUTP})
+	h.clk.Advance(DefaultRevisitDelay)
+	if l = h.stepOne(a); l.t.Hints != discovery.HintEncryption {
+		t.Fatalf("revisit hints %#x, want encryption only", l.t.Hints)
+	}
+}

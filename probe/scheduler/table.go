@@ -47,6 +47,7 @@ type entry struct {
 	state     uint8
 	fails     uint8
 	flags     uint8
+	hints     discovery.Hints // how to reach it: sources' hints until reached, then what worked
 }
 
 type peerKey struct {
@@ -214,6 +215,9 @@ func (s *Scheduler) add(sg discovery.Sighting, now int64) bool {
 		e := &s.ents[i]
 		e.sources |= sourceBit(sg.Source)
 		e.lastSeen = secs(now)
+		if e.flags&flReached == 0 {
+			e.hints |= sg.Hints // what worked, once known, outranks what sources say
+		}
 		if e.state == stGivenUp {
 			// A source still reports it: it may be back. Fresh retry budget.
 			e.fails = 0
@@ -231,6 +235,7 @@ func (s *Scheduler) add(sg discovery.Sighting, now int64) bool {
 	e := &s.ents[i]
 	e.first = sg.Source
 	e.sources = sourceBit(sg.Source)
+	e.hints = sg.Hints
 	s.enqueue(i, now, true)
 	s.st.New[sg.Source]++
 	return true
@@ -295,6 +300,9 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 	e := &s.ents[i]
 	e.sources |= sourceBit(discovery.SourceIncoming)
 	e.lastSeen = secs(now)
+	if e.flags&flReached == 0 {
+		e.hints = obs.Hints() // how the peer reached us is the best guess until we reach it
+	}
 	switch e.state {
 	case stInFlight, stDone:
 		return // our own session will reschedule it; a done peer stays done

@@ -41,6 +41,7 @@ type ExtHandshake struct {
 	YourIP       netip.Addr     // our address as the sender sees it (invalid when absent)
 	CompleteAgo  int            // libtorrent: seconds since a full copy was seen, -1 absent
 	ShareMode    bool           // libtorrent share mode
+	E            bool           // `e`: the sender prefers encrypted (MSE) connections
 }
 
 // dictOptions are the rules for extension message dicts. 32 levels is far more than any
@@ -101,6 +102,9 @@ func ParseExtHandshake(payload []byte) (ExtHandshake, error) {
 	}
 	if u, ok := d["upload_only"].Int(); ok {
 		h.UploadOnly = u != 0
+	}
+	if e, ok := d["e"].Int(); ok {
+		h.E = e != 0
 	}
 	if s, ok := d["share_mode"].Int(); ok {
 		h.ShareMode = s != 0
@@ -247,7 +251,7 @@ const MaxPEXPeers = 200
 // PEX is one ut_pex message.
 type PEX struct {
 	Added      []netip.AddrPort // added and added6
-	AddedFlags []byte           // added.f then added6.f, one per Added entry when present
+	AddedFlags []byte           // added.f then added6.f, one per Added entry (0 where missing); nil when the message has none
 	Dropped    []netip.AddrPort // dropped and dropped6
 }
 
@@ -259,45 +263,42 @@ func ParsePEX(payload []byte) (PEX, error) {
 	if err != nil {
 		return p, violation(KindPEX, "%v", err)
 	}
-	var n4, n6 int
-	if p.Added, n4, err = compactList(d, "added", 6, nil); err != nil {
-		return p, err
-	}
-	if p.Added, n6, err = compactList(d, "added6", 18, p.Added); err != nil {
-		return p, err
-	}
 	f4, _ := d["added.f"].Bytes()
 	f6, _ := d["added6.f"].Bytes()
-	if (len(f4) > 0 || len(f6) > 0) && len(f4) >= n4 && len(f6) >= n6 {
-		p.AddedFlags = make([]byte, 0, n4+n6)
-		p.AddedFlags = append(p.AddedFlags, f4[:n4]...)
-		p.AddedFlags = append(p.AddedFlags, f6[:n6]...)
+	var flags []byte
+	if len(f4) > 0 || len(f6) > 0 {
+		flags = []byte{} // flags are kept per peer (0 where the list has none)
 	}
-	if p.Dropped, _, err = compactList(d, "dropped", 6, nil); err != nil {
+	if p.Added, flags, err = compactList(d, "added", 6, p.Added, f4, flags); err != nil {
 		return p, err
 	}
-	if p.Dropped, _, err = compactList(d, "dropped6", 18, p.Dropped); err != nil {
+	if p.Added, flags, err = compactList(d, "added6", 18, p.Added, f6, flags); err != nil {
 		return p, err
 	}
-	if p.AddedFlags != nil && len(p.AddedFlags) != len(p.Added) {
-		p.AddedFlags = nil // skipped entries broke the pairing; flags are only a hint
+	p.AddedFlags = flags
+	if p.Dropped, _, err = compactList(d, "dropped", 6, nil, nil, nil); err != nil {
+		return p, err
+	}
+	if p.Dropped, _, err = compactList(d, "dropped6", 18, p.Dropped, nil, nil); err != nil {
+		return p, err
 	}
 	return p, nil
 }
 
-// compactList appends the valid entries of compact list key to dst. It returns the number
-// of raw entries it took (for pairing with flags).
-func compactList(d map[string]bencode.Raw, key string, size int, dst []netip.AddrPort) ([]netip.AddrPort, int, error) {
+// compactList appends the valid entries of compact list key to dst. When dstFlags is not
+// nil, it appends each kept entry's flag byte from flags (0 past its end) to it, so flags
+// stay paired with the peers whatever entries were skipped.
+func compactList(d map[string]bencode.Raw, key string, size int, dst []netip.AddrPort, flags, dstFlags []byte) ([]netip.AddrPort, []byte, error) {
 	raw, ok := d[key]
 	if !ok {
-		return dst, 0, nil
+		return dst, dstFlags, nil
 	}
 	b, ok := raw.Bytes()
 	if !ok {
-		return dst, 0, violation(KindPEX, "%s is not a string", key)
+		return dst, dstFlags, violation(KindPEX, "%s is not a string", key)
 	}
 	if len(b)%size != 0 {
-		return dst, 0, violation(KindPEX, "%s is %d bytes, not a multiple of %d", key, len(b), size)
+		return dst, dstFlags, violation(KindPEX, "%s is %d bytes, not a multiple of %d", key, len(b), size)
 	}
 	n := min(len(b)/size, MaxPEXPeers)
 	for i := range n {
@@ -308,8 +309,15 @@ func compactList(d map[string]bencode.Raw, key string, size int, dst []netip.Add
 			continue
 		}
 		dst = append(dst, netip.AddrPortFrom(a.Unmap(), port))
+		if dstFlags != nil {
+			var f byte
+			if i < len(flags) {
+				f = flags[i]
+			}
+			dstFlags = append(dstFlags, f)
+		}
 	}
-	return dst, n, nil
+	return dst, dstFlags, nil
 }
 
 // AppendPEX appends a ut_pex payload for p (without the extended id) to dst. Used by tests

@@ -376,3 +376,30 @@ func TestDecoderHugePrefixAllocatesNothingBig(t *testing.T) {
 		}
 	}
 }
+
+func TestPEXFlagsStayPaired(t *testing.T) {
+	// added: a port-0 entry (skipped) between two peers; added6 without added6.f.
+	a4 := []byte{127, 0, 0, 2, 0x1a, 0xe1, 127, 0, 0, 3, 0, 0, 127, 0, 0, 4, 0x1a, 0xe2}
+	a6 := append(make([]byte, 15), 1, 0x1a, 0xe3)
+	payload := "d5:added18:" + string(a4) + "7:added.f3:\x01\x02\x056:added618:" + string(a6) + "e"
+	p, err := ParsePEX([]byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Added) != 3 || !reflect.DeepEqual(p.AddedFlags, []byte{0x01, 0x05, 0}) {
+		t.Fatalf("added %v flags %v, want 3 peers with flags [1 5 0]", p.Added, p.AddedFlags)
+	}
+	p, err = ParsePEX([]byte("d5:added6:" + string(a4[:6]) + "e"))
+	if err != nil || p.AddedFlags != nil {
+		t.Fatalf("no flags in the message: got %v, %v", p.AddedFlags, err)
+	}
+}
+
+func TestExtHandshakeE(t *testing.T) {
+	for payload, want := range map[string]bool{"d1:ei1ee": true, "d1:ei0ee": false, "de": false, "d1:e1:xe": false} {
+		h, err := ParseExtHandshake([]byte(payload))
+		if err != nil || h.E != want {
+			t.Errorf("%q: E = %v, %v; want %v", payload, h.E, err, want)
+		}
+	}
+}
