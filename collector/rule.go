@@ -1,7 +1,10 @@
 package collector
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/netip"
 	"sort"
@@ -47,6 +50,7 @@ type batchResult struct {
 	speeds       []speedSample
 	duplicates   int
 	recordErrors int
+	downloads    []store.Download // counted in this batch, logged once it is committed
 }
 
 func sourceLabel(s int) string { return discovery.Source(s).String() }
@@ -72,6 +76,31 @@ func (c *Recorder) apply(tx *store.Tx, batch []probe.Observation) (*batchResult,
 		return nil, err
 	}
 	return r, nil
+}
+
+// sourceOf is the source an observation is counted under.
+func sourceOf(o *probe.Observation) discovery.Source {
+	src := sourceIndex(o.Source)
+	if src == 0 && o.Direction == probe.Incoming {
+		src = int(discovery.SourceIncoming) // the listener may leave Source unset
+	}
+	return discovery.Source(src)
+}
+
+// logDownload writes the audit line of one committed confirmed download: everything in its
+// download log entry but the network, under the peer's pseudonymous key (a prefix of it,
+// enough to find the entry and the peer record).
+func (c *Recorder) logDownload(d *store.Download) {
+	c.log.LogAttrs(context.Background(), slog.LevelInfo, "confirmed download",
+		slog.String("torrent", d.Torrent.String()),
+		slog.String("peer", hex.EncodeToString(d.Peer[:8])),
+		slog.String("country", d.Country),
+		slog.Int("pieces_below", int(d.Below)), slog.Int("pieces_above", int(d.Above)),
+		slog.Int("pieces", int(d.NumPieces)),
+		slog.Time("crossed_at", d.At), slog.Time("window_start", d.WindowStart),
+		slog.Duration("window", d.At.Sub(d.WindowStart)),
+		slog.String("source", discovery.Source(d.Source).String()),
+		slog.String("direction", probe.Direction(d.Direction).String()))
 }
 
 // peerPort is the listen port of the observed peer's identity: the dialled port for outgoing
@@ -118,10 +147,7 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 			return nil
 		}
 	}
-	src := sourceIndex(o.Source)
-	if src == 0 && o.Direction == probe.Incoming {
-		src = int(discovery.SourceIncoming) // the listener may leave Source unset
-	}
+	src := int(sourceOf(o))
 	if !found {
 		rec = c.newPeer(o, addr)
 		t := r.delta.Torrents[o.Torrent]
@@ -338,10 +364,13 @@ func (c *Recorder) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *pr
 	}
 	d := store.Download{At: pt.At, WindowStart: rec.WindowStart, Peer: key, Torrent: o.Torrent,
 		Country: rec.Country, Continent: rec.Continent, Speed: ws, MaxSpeed: rec.MaxSpeed,
-		Network: rec.Network, NetLabel: rec.NetLabel}
+		Network: rec.Network, NetLabel: rec.NetLabel,
+		Below: prev.Pieces, Above: pt.Pieces, NumPieces: rec.NumPieces,
+		Source: uint8(sourceOf(o)), Direction: uint8(o.Direction)}
 	if err := tx.LogDownload(&d); err != nil {
 		return fmt.Errorf("writing download log: %w", err)
 	}
+	r.downloads = append(r.downloads, d)
 	return nil
 }
 

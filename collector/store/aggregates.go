@@ -135,7 +135,19 @@ type Download struct {
 	MaxSpeed    float64      // the peer's highest speed seen up to the crossing
 	Network     netip.Prefix // anonymized network
 	NetLabel    string       // ASN organisation or registered domain, "" unknown
+
+	// The audit fields (download log version 1; entries written before read as zero).
+	Below     uint32 // pieces at the point before the crossing (at WindowStart when nothing came between)
+	Above     uint32 // pieces at At, at or above it
+	NumPieces uint32 // the torrent's piece count
+	Source    uint8  // discovery.Source of the crossing session
+	Direction uint8  // probe.Direction of the crossing session
 }
+
+// downloadVersion follows the version-0 fields of a download log entry. Version 0 entries
+// end after net_label; later versions append the version byte and their fields, so a
+// reader of any version reads every older entry.
+const downloadVersion = 1
 
 func (d *Download) key() []byte {
 	k := binary.BigEndian.AppendUint64(make([]byte, 0, 24), uint64(d.At.UnixNano()))
@@ -152,7 +164,11 @@ func (d *Download) marshal() []byte {
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(d.MaxSpeed))
 	b = putPrefix(b, d.Network)
 	b = putString(b, d.NetLabel)
-	return b
+	b = append(b, downloadVersion)
+	b = binary.AppendUvarint(b, uint64(d.Below))
+	b = binary.AppendUvarint(b, uint64(d.Above))
+	b = binary.AppendUvarint(b, uint64(d.NumPieces))
+	return append(b, d.Source, d.Direction)
 }
 
 // UnmarshalDownload decodes a download log entry from its key and value.
@@ -180,6 +196,22 @@ func UnmarshalDownload(k, v []byte) (Download, error) {
 	d.Network = dec.prefix()
 	dec.f = "net_label"
 	d.NetLabel = dec.string()
+	if dec.err == nil && len(dec.b) > 0 {
+		dec.f = "version"
+		if v := dec.byte1(); v != downloadVersion {
+			return Download{}, fmt.Errorf("download log: unknown entry version %d", v)
+		}
+		dec.f = "below"
+		d.Below = uint32(dec.uvarint(math.MaxUint32))
+		dec.f = "above"
+		d.Above = uint32(dec.uvarint(math.MaxUint32))
+		dec.f = "num_pieces"
+		d.NumPieces = uint32(dec.uvarint(math.MaxUint32))
+		dec.f = "source"
+		d.Source = dec.byte1()
+		dec.f = "direction"
+		d.Direction = dec.byte1()
+	}
 	if dec.err != nil {
 		return Download{}, fmt.Errorf("download log: %w", dec.err)
 	}
