@@ -163,6 +163,7 @@ type Observation struct {
 	Client      Client
 	CompleteAgo int // libtorrent `complete_ago` in seconds, -1 when absent
 	PEX         []netip.AddrPort
-	Messages    int // messages read in the session
+	Held        bool // the connection was held open to watch the peer download (Watcher)
+	Messages    int  // messages read in the session
 	Timings     Timings
 }
