@@ -96,7 +96,7 @@ func TestWatchHoldsUntilCrossing(t *testing.T) {
 		{"moved during the session", func(p *peerConn) {
 			p.send(wire.Message{Type: wire.Bitfield, Payload: bitfieldOf(pieces, 1, 2, 3, 4, 5)})
 			time.Sleep(400 * time.Millisecond)
-			p.send(have(6)) // 6 pieces: movement
+			p.send(have(6))                     // 6 pieces: movement
 			time.Sleep(1500 * time.Millisecond) // past the quiet window: held
 			for i := 7; i <= 10; i++ {
 				p.send(have(i))
