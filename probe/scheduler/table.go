@@ -29,24 +29,27 @@ const (
 	flNewQueue uint8 = 1 << iota // queued in the new-peer heap (else the revisit heap)
 	flReached                    // reached at least once
 	flOrphan                     // its torrent was removed while the session ran
+	flHeld                       // its session's connection is held open (slot and IP freed)
 )
 
 // entry is one known peer. It holds no pointer so the GC never scans the table, and it
 // is kept small: 56 bytes.
 type entry struct {
-	ip        [16]byte
-	due       int64 // nanoseconds since base
-	torrent   uint32
-	heapIdx   int32
-	lastSeen  int32 // seconds since base, last sighting
-	lastOK    int32 // seconds since base, last contact that reached the peer
-	seedSince int32 // seconds since base + 1 (0: not seed-like)
-	port      uint16
-	sources   SourceSet
-	first     discovery.Source
-	state     uint8
-	fails     uint8
-	flags     uint8
+	ip         [16]byte
+	due        int64 // nanoseconds since base
+	torrent    uint32
+	heapIdx    int32
+	lastSeen   int32  // seconds since base, last sighting
+	lastOK     int32  // seconds since base, last contact that reached the peer (its last point's time)
+	seedSince  int32  // seconds since base + 1 (0: not seed-like)
+	lastPieces uint32 // pieces at the last progress point + 1 (0: none), see revisit.go
+	port       uint16
+	sources    SourceSet
+	first      discovery.Source
+	state      uint8
+	fails      uint8
+	flags      uint8
+	quiet      uint8 // reached sessions in a row without progress (no_progress)
 }
 
 type peerKey struct {
