@@ -183,6 +183,7 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 	dc.Scheduler = scheduler.Config{
 		MaxInFlight:  cfg.Probe.Concurrency,
 		RevisitDelay: time.Duration(cfg.Probe.RevisitDelay),
+		RevisitMin:   time.Duration(cfg.Probe.RevisitMin),
 		RetryBase:    time.Duration(cfg.Probe.RetryBackoff),
 		MaxRetries:   cfg.Probe.RetryAttempts,
 		ForgetAfter:  time.Duration(cfg.Probe.ForgetAfter),
@@ -233,6 +234,21 @@ func sessionConfig(cfg *config.Config, port uint16, logger *slog.Logger) probe.S
 		SessionCap:       time.Duration(cfg.Probe.SessionCap),
 		MaxMessages:      cfg.Probe.MessageCap,
 		SendInterested:   cfg.Probe.SendInterested,
-		Logger:           logger,
+		IdleGrace:        offIfZero(time.Duration(cfg.Probe.IdleGrace)),
+		Watch: probe.NewWatcher(probe.WatchConfig{
+			Budget:    offIfZero(cfg.Probe.WatchBudget),
+			Max:       time.Duration(cfg.Probe.WatchMax),
+			Silence:   time.Duration(cfg.Probe.WatchSilence),
+			KeepAlive: time.Duration(cfg.Probe.WatchKeepAlive),
+		}),
+		Logger: logger,
 	}
+}
+
+// offIfZero maps a configuration's 0 (off) to the library's negative (off; 0 is default).
+func offIfZero[T ~int | ~int64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
