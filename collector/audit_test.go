@@ -43,7 +43,7 @@ func TestAuditTrail(t *testing.T) {
 	}
 	for _, want := range []string{"torrent=" + torrent.String(), "country=", "pieces_below=97", "pieces_above=99",
 		"pieces=100", "crossed_at=2026-11-24T00:01:15", "window_start=2026-11-24T00:01:10", "window=5s",
-		"source=dht", "direction=outgoing", "peer="} {
+		"found_by=dht", "direction=outgoing", "peer="} {
 		if !strings.Contains(lines[0], want) {
 			t.Errorf("audit line lacks %q: %s", want, lines[0])
 		}
@@ -59,5 +59,25 @@ func TestAuditTrail(t *testing.T) {
 	if d.Below != 97 || d.Above != 99 || d.NumPieces != 100 || discovery.Source(d.Source) != discovery.SourceDHT ||
 		probe.Direction(d.Direction) != probe.Outgoing || !d.At.Equal(t0.Add(75*time.Second)) || !d.WindowStart.Equal(t0.Add(70*time.Second)) {
 		t.Fatalf("download log entry %+v", d)
+	}
+}
+
+// A held session's interim report stores its point below the threshold but is not a
+// contact; the final observation of the same session then counts the crossing once.
+func TestInterimReport(t *testing.T) {
+	c, _ := newCollector(t, t.TempDir()+"/s.db", Config{})
+	defer c.Close()
+	in := step{port: 6881, first: 40, last: 50, at: 10, dur: 5}.obs()
+	in.Interim, in.Held = true, true
+	final := step{port: 6881, first: 40, last: 99, at: 10, dur: 60}.obs()
+	final.Held = true
+	c.flush([]probe.Observation{in})
+	if p := peerRecord(t, c, in); p.Contacts != 0 || !p.Has(store.FlagBelowSeen) {
+		t.Fatalf("after the interim report: contacts %d flags %b", p.Contacts, p.Flags)
+	}
+	c.flush([]probe.Observation{final})
+	p := peerRecord(t, c, final)
+	if p.Contacts != 1 || !p.Has(store.FlagCounted) || !p.WindowStart.Equal(t0.Add(15*time.Second)) {
+		t.Fatalf("after the final observation: contacts %d flags %b window from %v", p.Contacts, p.Flags, p.WindowStart)
 	}
 }

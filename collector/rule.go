@@ -99,7 +99,7 @@ func (c *Recorder) logDownload(d *store.Download) {
 		slog.Int("pieces", int(d.NumPieces)),
 		slog.Time("crossed_at", d.At), slog.Time("window_start", d.WindowStart),
 		slog.Duration("window", d.At.Sub(d.WindowStart)),
-		slog.String("source", discovery.Source(d.Source).String()),
+		slog.String("found_by", discovery.Source(d.Source).String()),
 		slog.String("direction", probe.Direction(d.Direction).String()))
 }
 
@@ -156,14 +156,16 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 		addNetwork(r.delta, rec.NetLabel, 1, 0)
 		r.firstSeen[src]++
 	}
-	r.observed[src]++
+	if !o.Interim { // a held session's interim report is not a contact of its own
+		r.observed[src]++
+		rec.Contacts++
+	}
 	if src != 0 {
 		rec.Sources |= 1 << src
 	}
 	if o.Client.Family != "" {
 		rec.Client = o.Client.Family
 	}
-	rec.Contacts++
 	if end.After(rec.LastContact) {
 		rec.LastContact = end
 	}

@@ -62,7 +62,11 @@ func (s *session) startHold(ctx context.Context, err error) bool {
 	}
 	s.startKeepAlive(w.cfg.KeepAlive)
 	if s.target.OnHold != nil {
-		s.target.OnHold()
+		in := *s.o
+		in.Known, in.Bitfield, in.Outcome, in.Interim = true, s.b.set.Clone(), OutcomeOK, true
+		in.Timings.Total = time.Since(in.Start)
+		in.PEX = nil // the final observation has them all
+		s.target.OnHold(in)
 	}
 	return true
 }

@@ -129,8 +129,14 @@ func TestWatchHoldsUntilCrossing(t *testing.T) {
 				t.Fatal(err)
 			}
 			var held atomic.Int32
+			var interim Observation
 			o := p.Probe(context.Background(), Target{Torrent: testHash, Pieces: pieces, Addr: addr,
-				Watch: WatchInfo{Threshold: threshold, Prev: tc.prev(time.Now())}, OnHold: func() { held.Add(1) }})
+				Watch: WatchInfo{Threshold: threshold, Prev: tc.prev(time.Now())},
+				OnHold: func(in Observation) { held.Add(1); interim = in }})
+			if !interim.Interim || !interim.Known || interim.Outcome != OutcomeOK || interim.Last.Pieces >= threshold ||
+				interim.Last.Pieces < 6 || len(interim.Bitfield) == 0 {
+				t.Errorf("interim report %+v", interim)
+			}
 			if o.Outcome != OutcomeOK || !o.Held || held.Load() != 1 || o.Last.Pieces != threshold || o.First.Pieces >= threshold {
 				t.Fatalf("outcome %v held %v (%d) first %+v last %+v", o.Outcome, o.Held, held.Load(), o.First, o.Last)
 			}

@@ -118,10 +118,12 @@ type Target struct {
 	Addr    netip.AddrPort   // where to dial
 	Source  discovery.Source // what led to it, copied into the Observation
 
-	// Watch is what decides whether the session is held open (SessionConfig.Watch);
-	// OnHold, if set, is called once when it is (the caller may free the session's slot).
+	// Watch is what decides whether the session is held open (SessionConfig.Watch).
+	// OnHold, if set, is called once when it is, with the session's report so far
+	// (Interim set): the caller records it, so that a crash during a long hold does not
+	// lose the point below the threshold, and may free the session's slot.
 	Watch  WatchInfo
-	OnHold func()
+	OnHold func(interim Observation)
 }
 
 // Prober runs probe sessions. It is safe for concurrent use: the caller bounds how many

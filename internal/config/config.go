@@ -290,9 +290,6 @@ func (c *Config) Validate() error {
 	if c.Probe.WatchBudget < 0 {
 		bad("probe.watch_budget", "must not be negative, got %d", c.Probe.WatchBudget)
 	}
-	if c.Probe.RevisitMin > c.Probe.RevisitDelay {
-		bad("probe.revisit_min", "(%s) must not be longer than probe.revisit_delay (%s)", c.Probe.RevisitMin, c.Probe.RevisitDelay)
-	}
 	if c.Probe.DialRate < 0 {
 		bad("probe.dial_rate", "must not be negative, got %v", c.Probe.DialRate)
 	}
