@@ -128,6 +128,9 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 	}
 	addr := o.Addr.Addr().Unmap()
 	port := peerPort(o)
+	if port == 0 {
+		port = c.resolvePort(tx, o, addr)
+	}
 	key := c.store.PeerKey(o.Torrent, addr, port)
 	rec, found, err := tx.Peer(key)
 	if err != nil {
@@ -170,6 +173,11 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 		rec.LastContact = end
 	}
 	c.enrichLater(&rec, addr, r.delta)
+	if port != 0 {
+		if err := c.noteKnownPort(tx, o, addr, port, !found); err != nil {
+			return err
+		}
+	}
 	if o.Known {
 		if err := c.progress(tx, key, &rec, o, addr, port, r); err != nil {
 			return err
@@ -350,6 +358,10 @@ func (c *Recorder) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *pr
 	rec.Flags |= store.FlagConfirmed
 	rec.CrossedAt = pt.At
 	rec.WindowStart = rec.LastBelow
+	seen, err := c.claimPeerID(tx, o, pt.At)
+	if err != nil || seen {
+		return err // the same client's crossing was counted under another identity
+	}
 	count, err := c.claimCrossing(tx, o.Torrent, addr, port)
 	if err != nil || !count {
 		return err

@@ -99,6 +99,13 @@ type Host struct {
 	KnownCounted   uint32 // crossings counted for identities with a known port
 	UnknownCounted bool   // the unknown-port identity's crossing was counted
 	Claimed        bool   // a known-port crossing was merged into the unknown-port count
+
+	// The known-port identities at (torrent, IP), so that an incoming session without a
+	// port can be given the one it belongs to (host record version 1; older records read
+	// as none known).
+	KnownPorts uint32  // known-port identities stored
+	Port       uint16  // the first one's port
+	PeerID     [8]byte // a keyed hash of the peer_id its last session showed (zero: none)
 }
 
 func (h Host) marshal() []byte {
@@ -110,16 +117,30 @@ func (h Host) marshal() []byte {
 	if h.Claimed {
 		f |= 2
 	}
-	return append(b, f)
+	b = append(b, f)
+	b = binary.BigEndian.AppendUint32(b, h.KnownPorts)
+	b = binary.BigEndian.AppendUint16(b, h.Port)
+	return append(b, h.PeerID[:]...)
 }
 
+// hostLen and hostLenV0 are the sizes of a host record now and before the known ports.
+const (
+	hostLenV0 = 5
+	hostLen   = hostLenV0 + 4 + 2 + 8
+)
+
 func (h *Host) unmarshal(b []byte) error {
-	if len(b) != 5 || b[4]&^3 != 0 {
-		return fmt.Errorf("host record: %d bytes, want 5 with flags 0-3", len(b))
+	if (len(b) != hostLenV0 && len(b) != hostLen) || b[4]&^3 != 0 {
+		return fmt.Errorf("host record: %d bytes, want %d or %d with flags 0-3", len(b), hostLenV0, hostLen)
 	}
 	h.KnownCounted = binary.BigEndian.Uint32(b)
 	h.UnknownCounted = b[4]&1 != 0
 	h.Claimed = b[4]&2 != 0
+	if len(b) == hostLen {
+		h.KnownPorts = binary.BigEndian.Uint32(b[5:])
+		h.Port = binary.BigEndian.Uint16(b[9:])
+		copy(h.PeerID[:], b[11:])
+	}
 	return nil
 }
 
