@@ -18,54 +18,39 @@ import (
 )
 
 // State is where a watched torrent stands. Its String form is a metric label value.
+//
+//go:generate go tool stringer -type=State -linecomment
 type State uint8
 
 // The torrent states. Zero is deliberately invalid.
 const (
-	StatePendingMetadata State = iota + 1 // a magnet whose info dictionary is not known yet
-	StateActive                           // metadata known: piece count and length usable
+	// StatePendingMetadata: a magnet whose info dictionary is not known yet
+	StatePendingMetadata State = iota + 1 // pending_metadata
+	// StateActive: metadata known: piece count and length usable
+	StateActive // active
 )
 
 // States lists every State, for pre-creating metric series.
 var States = []State{StatePendingMetadata, StateActive}
 
-func (s State) String() string {
-	switch s {
-	case StatePendingMetadata:
-		return "pending_metadata"
-	case StateActive:
-		return "active"
-	}
-	return "unknown"
-}
-
 // Kind says what a watched torrent is. Its String form is a metric label value.
+//
+//go:generate go tool stringer -type=Kind -linecomment
 type Kind uint8
 
 // The torrent kinds. A magnet that got its metadata takes the kind of its info dictionary.
 const (
-	KindV1     Kind = iota + 1
-	KindV2          // v2 only
-	KindHybrid      // v1 and v2
-	KindMagnet      // a magnet still pending metadata
+	KindV1 Kind = iota + 1 // v1
+	// KindV2: v2 only
+	KindV2 // v2
+	// KindHybrid: v1 and v2
+	KindHybrid // hybrid
+	// KindMagnet: a magnet still pending metadata
+	KindMagnet // magnet
 )
 
 // Kinds lists every Kind, for pre-creating metric series.
 var Kinds = []Kind{KindV1, KindV2, KindHybrid, KindMagnet}
-
-func (k Kind) String() string {
-	switch k {
-	case KindV1:
-		return "v1"
-	case KindV2:
-		return "v2"
-	case KindHybrid:
-		return "hybrid"
-	case KindMagnet:
-		return "magnet"
-	}
-	return "unknown"
-}
 
 // Entry is one watched torrent. Entries are immutable snapshots: when a torrent changes
 // (metadata arrives, a reload) the registry publishes a new Entry with the same ID, so an

@@ -10,35 +10,22 @@ import (
 )
 
 // Source says where a peer address came from. Its String form is the `source` label.
+//
+//go:generate go tool stringer -type=Source -linecomment
 type Source uint8
 
 // The sources of peer addresses. Zero is deliberately invalid.
 const (
-	SourceTracker Source = iota + 1
-	SourceDHT
-	SourcePEX
-	SourceIncoming
-	SourceMagnet // a magnet link's x.pe peer
+	SourceTracker  Source = iota + 1 // tracker
+	SourceDHT                        // dht
+	SourcePEX                        // pex
+	SourceIncoming                   // incoming
+	// SourceMagnet: a magnet link's x.pe peer
+	SourceMagnet // magnet
 )
 
 // Sources lists every valid Source, for pre-creating metric series.
 var Sources = []Source{SourceTracker, SourceDHT, SourcePEX, SourceIncoming, SourceMagnet}
-
-func (s Source) String() string {
-	switch s {
-	case SourceTracker:
-		return "tracker"
-	case SourceDHT:
-		return "dht"
-	case SourcePEX:
-		return "pex"
-	case SourceIncoming:
-		return "incoming"
-	case SourceMagnet:
-		return "magnet"
-	}
-	return "unknown"
-}
 
 // Sighting is one peer address learned by one source for one torrent. Trackers and the DHT
 // send theirs into one channel; the daemon reads it and passes every sighting (those, PEX

@@ -13,90 +13,68 @@ import (
 )
 
 // Direction says who opened the connection.
+//
+//go:generate go tool stringer -type=Direction -linecomment
 type Direction uint8
 
 // Directions of a session.
 const (
-	Outgoing Direction = iota + 1 // we dialled the peer
-	Incoming                      // the peer connected to our listener
+	// Outgoing: we dialled the peer
+	Outgoing Direction = iota + 1 // outgoing
+	// Incoming: the peer connected to our listener
+	Incoming // incoming
 )
 
-func (d Direction) String() string {
-	switch d {
-	case Outgoing:
-		return "outgoing"
-	case Incoming:
-		return "incoming"
-	}
-	return "unknown"
-}
-
 // Outcome is how a session ended, from a fixed set. Its String form is the `outcome` label.
+//
+//go:generate go tool stringer -type=Outcome -linecomment
 type Outcome uint8
 
 // The outcomes of a probe session.
 const (
-	OutcomeOK                   Outcome = iota + 1 // progress was read and the session ended normally
-	OutcomeNoProgress                              // handshake done, the peer stayed quiet: progress unknown
-	OutcomeRefused                                 // connection refused (nothing listening)
-	OutcomeConnectTimeout                          // TCP connect did not finish in time
-	OutcomeUnreachable                             // other dial failure (no route, host unreachable)
-	OutcomeReset                                   // connection reset or closed mid-message
-	OutcomeHandshakeTimeout                        // connected, but no complete handshake in time
-	OutcomeNotBitTorrent                           // garbage or an encrypted (MSE) handshake
-	OutcomeInfoHashMismatch                        // the peer answered for another torrent
-	OutcomeClosedBeforeProgress                    // the peer closed after the handshake, before any progress message
-	OutcomeMessageCap                              // the message or session cap ended the session (progress may be known)
-	OutcomeProtocolViolation                       // a malformed or out-of-range message; see Observation.Violation
-	OutcomeLocalError                              // our side failed (e.g. out of file descriptors); retry later
-	OutcomeSelf                                    // the peer was btda itself (a tracker or the DHT listed our own address)
+	// OutcomeOK: progress was read and the session ended normally
+	OutcomeOK Outcome = iota + 1 // ok
+	// OutcomeNoProgress: handshake done, the peer stayed quiet: progress unknown
+	OutcomeNoProgress // no_progress
+	// OutcomeRefused: connection refused (nothing listening)
+	OutcomeRefused // refused
+	// OutcomeConnectTimeout: TCP connect did not finish in time
+	OutcomeConnectTimeout // connect_timeout
+	// OutcomeUnreachable: other dial failure (no route, host unreachable)
+	OutcomeUnreachable // unreachable
+	// OutcomeReset: connection reset or closed mid-message
+	OutcomeReset // reset
+	// OutcomeHandshakeTimeout: connected, but no complete handshake in time
+	OutcomeHandshakeTimeout // handshake_timeout
+	// OutcomeNotBitTorrent: garbage or an encrypted (MSE) handshake
+	OutcomeNotBitTorrent // not_bittorrent
+	// OutcomeInfoHashMismatch: the peer answered for another torrent
+	OutcomeInfoHashMismatch // infohash_mismatch
+	// OutcomeClosedBeforeProgress: the peer closed after the handshake, before any progress message
+	OutcomeClosedBeforeProgress // closed_before_progress
+	// OutcomeMessageCap: probe.message_cap ended the session (progress may be known)
+	OutcomeMessageCap // message_cap
+	// OutcomeProtocolViolation: a malformed or out-of-range message; see Observation.Violation
+	OutcomeProtocolViolation // protocol_violation
+	// OutcomeLocalError: our side failed (e.g. out of file descriptors); retry later
+	OutcomeLocalError // local_error
+	// OutcomeSelf: the peer was btda itself (a tracker or the DHT listed our own address)
+	OutcomeSelf // self
+	// OutcomeSessionCap: probe.session_cap (or the caller's deadline) ended the session (progress may be known)
+	OutcomeSessionCap // session_cap
 )
 
 // Outcomes lists every Outcome, for pre-creating metric series.
 var Outcomes = []Outcome{OutcomeOK, OutcomeNoProgress, OutcomeRefused, OutcomeConnectTimeout,
 	OutcomeUnreachable, OutcomeReset, OutcomeHandshakeTimeout, OutcomeNotBitTorrent,
 	OutcomeInfoHashMismatch, OutcomeClosedBeforeProgress, OutcomeMessageCap,
-	OutcomeProtocolViolation, OutcomeLocalError, OutcomeSelf}
-
-func (o Outcome) String() string {
-	switch o {
-	case OutcomeOK:
-		return "ok"
-	case OutcomeNoProgress:
-		return "no_progress"
-	case OutcomeRefused:
-		return "refused"
-	case OutcomeConnectTimeout:
-		return "connect_timeout"
-	case OutcomeUnreachable:
-		return "unreachable"
-	case OutcomeReset:
-		return "reset"
-	case OutcomeHandshakeTimeout:
-		return "handshake_timeout"
-	case OutcomeNotBitTorrent:
-		return "not_bittorrent"
-	case OutcomeInfoHashMismatch:
-		return "infohash_mismatch"
-	case OutcomeClosedBeforeProgress:
-		return "closed_before_progress"
-	case OutcomeMessageCap:
-		return "message_cap"
-	case OutcomeProtocolViolation:
-		return "protocol_violation"
-	case OutcomeLocalError:
-		return "local_error"
-	case OutcomeSelf:
-		return "self"
-	}
-	return "unknown"
-}
+	OutcomeProtocolViolation, OutcomeLocalError, OutcomeSelf, OutcomeSessionCap}
 
 // Reached reports whether the peer answered as a BitTorrent peer of this torrent, so a
 // later failure to connect is not a reason to forget it.
 func (o Outcome) Reached() bool {
 	switch o {
-	case OutcomeOK, OutcomeNoProgress, OutcomeClosedBeforeProgress, OutcomeMessageCap, OutcomeProtocolViolation:
+	case OutcomeOK, OutcomeNoProgress, OutcomeClosedBeforeProgress, OutcomeMessageCap, OutcomeSessionCap, OutcomeProtocolViolation:
 		return true
 	}
 	return false

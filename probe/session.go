@@ -461,10 +461,10 @@ func (s *session) readEnd(ctx context.Context, err error) (Outcome, string, erro
 		}
 		return OutcomeLocalError, "", ctx.Err()
 	case ctx.Err() != nil: // the caller's deadline: a session cap
-		return OutcomeMessageCap, "", nil
+		return OutcomeSessionCap, "", nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if !time.Now().Before(s.end) {
-			return OutcomeMessageCap, "", nil
+			return OutcomeSessionCap, "", nil
 		}
 		// Quiet window: the normal end. A message left half-read is dropped.
 		return quietEnd, "", nil

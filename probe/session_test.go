@@ -355,7 +355,7 @@ func TestSessionHostile(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-		}, OutcomeMessageCap, ""},
+		}, OutcomeSessionCap, ""},
 		{"a large message over the buffer budget", func(c *SessionConfig) { c.Budget = wire.NewBudget(64 << 10) }, func(p *peerConn) {
 			p.readHandshake()
 			p.handshake(fastExt, testHash, "")
@@ -500,7 +500,7 @@ func TestSessionContextDeadlineIsACap(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	o := p.Probe(ctx, Target{Torrent: testHash, Pieces: n, Addr: addr})
-	if o.Outcome != OutcomeMessageCap || !o.Known || o.Last.Pieces != 1 {
+	if o.Outcome != OutcomeSessionCap || !o.Known || o.Last.Pieces != 1 {
 		t.Fatalf("outcome %v known %v last %+v (%v)", o.Outcome, o.Known, o.Last, o.Err)
 	}
 }

@@ -52,10 +52,11 @@ func startAccuracy(ctx context.Context, t *testing.T, runFor time.Duration) *e2e
 		default:
 			return swarmtest.Curve{}, false
 		}
-		// Cross at 5–8 s at a constant rate, starting rate × crossAt pieces below the
-		// threshold. Hidden peers are first reached ~2 s in and the probe folds up to 1 s
-		// of haves into a session's first report, so every leecher still gives btda at
-		// least one whole second of progress before it completes (~0.2 s after crossing).
+		// Cross 5–8 s after btda first reaches the peer (the curve is anchored to that
+		// contact), at a constant rate, starting rate × crossAt pieces below the threshold.
+		// The probe folds up to 1 s of haves into a session's first report, so every
+		// leecher still gives btda whole seconds of progress before it completes (~0.2 s
+		// after crossing), however late btda found it (hidden peers come through PEX).
 		rate := accuracyRates[p.Index%len(accuracyRates)]
 		crossAt := 5 + p.Index%4
 		n := p.Torrent.Pieces
@@ -65,7 +66,7 @@ func startAccuracy(ctx context.Context, t *testing.T, runFor time.Duration) *e2e
 		}
 		return swarmtest.Curve{Pieces: n, Start: start, Interval: time.Second / time.Duration(rate)}, true
 	}
-	r := startE2E(ctx, t, e2eScenario{Seed: accuracySeed, Torrents: 3, Peers: 45, RunFor: runFor, Curves: curves, NoDHT: true})
+	r := startE2E(ctx, t, e2eScenario{Seed: accuracySeed, Torrents: 3, Peers: 45, RunFor: runFor, Curves: curves, NoDHT: true, Anchored: true})
 	sw := r.sw
 
 	// Narrow what the tracker hands out, under every hash it knows the torrent by (BEP 52:
@@ -97,16 +98,12 @@ func TestEndToEndAccuracy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run takes ~15 s")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), e2eDeadline+2*time.Minute)
 	defer cancel()
 	r := startAccuracy(ctx, t, 11*time.Second)
 	d := startDaemonOn(t, r.cfgPath)
-	r.waitSwarm(r.sc.RunFor)
-	time.Sleep(500 * time.Millisecond) // the last commit
-	exposition := d.scrape(t)
+	exposition, truth, want := r.waitConfirmed(t, d, nil)
 	d.stop(t, syscall.SIGTERM, 5*time.Second)
-
-	truth, want := r.truth(t)
 	checkConfirmed(t, confirmedDownloads(exposition), want, truth)
 
 	st, err := store.Open(r.dbPath, store.Options{LockTimeout: time.Second})

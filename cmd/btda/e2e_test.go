@@ -17,22 +17,20 @@ func TestEndToEndSwarm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run takes ~15 s")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), e2eDeadline+2*time.Minute)
 	defer cancel()
 	r := startE2E(ctx, t, e2eScenario{
 		RunFor: 11 * time.Second,
-		// Leechers of the three common clients start at half and cross between 3 s and
-		// 7 s, so btda sees each one below and, after a revisit, above the threshold.
+		// Leechers of the three common clients start at half and cross 3 s to 7 s after
+		// btda first reaches them, so btda sees each one below and, after a revisit,
+		// above the threshold, however slow the machine.
 		CrossAt: func(p *swarmtest.Peer) time.Duration {
 			return 3*time.Second + time.Duration(p.Index%5)*time.Second
 		},
+		Anchored: true,
 	})
 	d := startDaemonOn(t, r.cfgPath)
-	r.waitSwarm(r.sc.RunFor)
-	time.Sleep(500 * time.Millisecond) // the last commit
-	exposition := d.scrape(t)
+	exposition, truth, want := r.waitConfirmed(t, d, nil)
 	d.stop(t, syscall.SIGTERM, 5*time.Second)
-
-	truth, want := r.truth(t)
 	checkConfirmed(t, confirmedDownloads(exposition), want, truth)
 }

@@ -78,8 +78,8 @@ func TestCorruptStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, stderr, code := runBTDA(t, "run", "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-			if code != 1 || !strings.Contains(stderr, db) || !strings.Contains(stderr, "corrupt") {
-				t.Fatalf("exit %d, want 1 with an error naming %s as corrupt; stderr:\n%s", code, db, stderr)
+			if code != 1 || !strings.Contains(stderr, db) || !strings.Contains(stderr, "is damaged") {
+				t.Fatalf("exit %d, want 1 with an error naming %s as damaged; stderr:\n%s", code, db, stderr)
 			}
 			if strings.Contains(stderr, "panic") {
 				t.Fatalf("btda panicked:\n%s", stderr)
@@ -148,29 +148,29 @@ func TestGeoIPUnavailable(t *testing.T) {
 		if testing.Short() {
 			t.Skip("end-to-end run takes ~9 s")
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), e2eDeadline+2*time.Minute)
 		defer cancel()
 		city := filepath.Join(t.TempDir(), "GeoLite2-City.mmdb")
 		if err := os.WriteFile(city, bytes.Repeat([]byte("not an mmdb file "), 100), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := startE2E(ctx, t, e2eScenario{Seed: 13, Peers: 30, RunFor: 7 * time.Second, CityDB: city,
+		r := startE2E(ctx, t, e2eScenario{Seed: 13, Peers: 30, RunFor: 7 * time.Second, CityDB: city, Anchored: true,
 			CrossAt: func(p *swarmtest.Peer) time.Duration { return 3*time.Second + time.Duration(p.Index%3)*time.Second }})
 		d := startDaemonOn(t, r.cfgPath)
-		r.waitSwarm(r.sc.RunFor)
-		time.Sleep(500 * time.Millisecond) // the last commit
-		m := d.scrape(t)
+		// The truth by torrent, every country folded into ZZ.
+		zz := func(truth swarmtest.Truth) map[string]int {
+			want := make(map[string]int)
+			for _, c := range truth.Crossings {
+				want[c.Torrent+"/ZZ"] += c.Count
+			}
+			return want
+		}
+		m, truth, want := r.waitConfirmed(t, d, zz)
 		d.stop(t, syscall.SIGTERM, 5*time.Second)
 
 		checkGeoIP(t, m, d.stderr.String(), city)
 		if l := metricLine(m, `btda_geoip_database_loaded{database="asn"}`); l != `btda_geoip_database_loaded{database="asn"} 1` {
 			t.Errorf("asn database: %q, want 1 (it is intact)", l)
-		}
-		// The truth by torrent, every country folded into ZZ.
-		truth, _ := r.truth(t)
-		want := make(map[string]int)
-		for _, c := range truth.Crossings {
-			want[c.Torrent+"/ZZ"] += c.Count
 		}
 		checkConfirmed(t, confirmedDownloads(m), want, truth)
 	})

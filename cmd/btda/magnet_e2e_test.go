@@ -22,7 +22,7 @@ func TestMagnetOnlyWatchList(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	sw, err := swarmtest.Start(ctx, swarmtest.Config{
@@ -58,7 +58,7 @@ storage:
 	// Metadata fetched for both: one v1 and one hybrid torrent become active, with their
 	// names and piece counts in btda_torrent_info, and their peers get probed.
 	var m string
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		m = d.scrape(t)
 		if metricLine(m, `btda_torrents{kind="v1",state="active"}`) == `btda_torrents{kind="v1",state="active"} 1` &&

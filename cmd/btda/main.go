@@ -1,6 +1,8 @@
 // Command btda watches BitTorrent swarms and exports confirmed downloads to Prometheus.
 //
-// Subcommands: run (the default), inspect, probe, metadata, announce. See the README.
+// Subcommands: run (the default), inspect, probe, metadata, announce. This package holds the
+// flags, the construction of the parts from the configuration and the subcommands; a
+// running btda's orchestration is package daemon. See the README.
 package main
 
 import (
@@ -68,6 +70,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	metadataMagnet := metadataCommand.Arg("magnet", "The magnet URI.").Required().String()
 	metadataPeers := metadataCommand.Arg("peer", "Peers as IP:PORT or [IPv6]:PORT.").Required().Strings()
 
+	storeCmds := addStoreCommands(app)
+
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "btda: %v (try --help)\n", err)
@@ -79,6 +83,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	if *configCheck {
 		return checkConfig(cf, stdout, stderr)
+	}
+	if code, ok := storeCmds.run(ctx, cmd, *configFile, stdout, stderr); ok {
+		return code
 	}
 	switch cmd {
 	case inspectCmd.FullCommand():
@@ -109,9 +116,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func checkConfig(cf configSource, stdout, stderr io.Writer) int {
-	if _, err := cf.load(nil); err != nil {
+	cfg, err := cf.load(nil)
+	if err != nil {
 		fmt.Fprintf(stderr, "btda: %v\n", err)
 		return 1
+	}
+	code := 0
+	for _, n := range cfg.CheckInputs() {
+		if n.Err {
+			fmt.Fprintf(stderr, "btda: %s: %s\n", cf.path, n)
+			code = 1
+		} else {
+			fmt.Fprintf(stdout, "%s: note: %s\n", cf.path, n)
+		}
+	}
+	if code != 0 {
+		return code
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid\n", cf.path)
 	return 0

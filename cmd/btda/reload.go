@@ -65,6 +65,15 @@ func (r *reloader) initial(ctx context.Context) error {
 }
 
 func (r *reloader) load(ctx context.Context, cfg *config.Config) (discovery.Diff, error) {
+	// A missing input the file names is worth a warning each time; an absent default only
+	// means btda watches what it gets elsewhere.
+	for _, n := range cfg.CheckInputs() {
+		if n.Err {
+			r.log.Warn("watch-list input not usable", "key", n.Key, "path", n.Path, "problem", n.Msg)
+		} else {
+			r.log.Info("watch-list input absent", "key", n.Key, "path", n.Path)
+		}
+	}
 	diff, _, err := r.daemon.Load(ctx, discovery.WatchSources{
 		TorrentDir: existingPath(cfg.Torrents.Directory),
 		MagnetFile: existingPath(cfg.Torrents.MagnetFile),

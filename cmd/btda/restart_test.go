@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -44,7 +45,20 @@ type e2eScenario struct {
 	NoDialOut bool
 	// StorePath replaces the store's path (default: btda.db in the run's folder).
 	StorePath string
+	// Anchored starts every scripted curve (CrossAt or Curves) at the peer's first
+	// completed handshake instead of at swarm time 0, so that btda always sees a leecher
+	// below the threshold first however slow the machine is. The truth then depends on
+	// when btda reached each peer: read it after the run (truthNow, waitConfirmed).
+	Anchored bool
 }
+
+// truthHorizon is the truth window of anchored runs: every scripted crossing happens
+// within seconds of first contact, so this is "the whole run".
+const truthHorizon = time.Hour
+
+// e2eDeadline bounds waitConfirmed: generous, so that a slow or busy machine only makes
+// the tests slower, never wrong.
+const e2eDeadline = 3 * time.Minute
 
 // e2eMix is the profile mix of the end-to-end tests: mostly leechers, one of each odd case.
 var e2eMix = map[swarmtest.Profile]float64{
@@ -106,6 +120,14 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 			start := n / 2
 			need := swarmtest.Threshold(0.98, n) - start
 			return swarmtest.Curve{Pieces: n, Start: start, Interval: sc.CrossAt(p) / time.Duration(need)}, true
+		}
+	}
+	if curves != nil && sc.Anchored {
+		scripted := curves
+		curves = func(p *swarmtest.Peer) (swarmtest.Curve, bool) {
+			c, ok := scripted(p)
+			c.Anchored = true
+			return c, ok
 		}
 	}
 	dialOut := fmt.Sprintf("127.0.0.1:%d", r.btdaPort)
@@ -178,18 +200,90 @@ func (r *e2eRun) waitSwarm(d time.Duration) {
 	}
 }
 
-// truth is the counted crossings of the whole run by "infohash/country".
+// truth is the counted crossings of the whole run by "infohash/country". For an anchored
+// run it is the truth so far (truthNow).
 func (r *e2eRun) truth(t *testing.T) (swarmtest.Truth, map[string]int) {
 	t.Helper()
-	truth := r.sw.Truth(swarmtest.Window{From: 0, To: r.sc.RunFor})
+	to := r.sc.RunFor
+	if r.sc.Anchored {
+		to = truthHorizon
+	}
+	truth := r.sw.Truth(swarmtest.Window{From: 0, To: to})
 	if truth.Total == 0 {
 		t.Fatal("the scenario has no crossings; the test proves nothing")
 	}
+	return truth, truthByKey(truth)
+}
+
+func truthByKey(truth swarmtest.Truth) map[string]int {
 	want := make(map[string]int)
 	for _, c := range truth.Crossings {
 		want[c.Torrent+"/"+c.Country] += c.Count
 	}
-	return truth, want
+	return want
+}
+
+// truthNow is the truth of an anchored run as far as btda has reached the peers: every
+// crossing of a peer contacted so far, including those still to come.
+func (r *e2eRun) truthNow() swarmtest.Truth {
+	return r.sw.Truth(swarmtest.Window{From: 0, To: truthHorizon})
+}
+
+// waitConfirmed scrapes d until its confirmed downloads equal the truth (as key(truth)
+// folds it) twice in a row, with every counted crossing in the past, or until
+// e2eDeadline; it returns the last scrape and the truth it was compared with, for the
+// caller's detailed comparison. No fixed sleep: a slow machine takes longer, not wrong.
+func (r *e2eRun) waitConfirmed(t *testing.T, d *btdaProc, fold func(swarmtest.Truth) map[string]int) (exposition string, truth swarmtest.Truth, want map[string]int) {
+	t.Helper()
+	if fold == nil {
+		fold = truthByKey
+	}
+	deadline := time.Now().Add(e2eDeadline)
+	agreed := 0
+	for {
+		truth = r.truthNow()
+		want = fold(truth)
+		exposition = d.scrape(t)
+		now := r.sw.Elapsed()
+		pending := false
+		for _, p := range truth.Peers {
+			if p.Counted && *p.CrossAt >= now {
+				pending = true
+			}
+		}
+		if truth.Total > 0 && !pending && maps.Equal(confirmedDownloads(exposition), want) {
+			agreed++
+		} else {
+			agreed = 0
+		}
+		if agreed == 2 || time.Now().After(deadline) {
+			if truth.Total == 0 {
+				t.Fatal("the scenario has no crossings; the test proves nothing")
+			}
+			return exposition, truth, want
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// waitCounted scrapes d until it has counted at least n confirmed downloads (or
+// e2eDeadline passes, which fails the test).
+func (r *e2eRun) waitCounted(t *testing.T, d *btdaProc, n int) {
+	t.Helper()
+	deadline := time.Now().Add(e2eDeadline)
+	for {
+		total := 0
+		for _, v := range confirmedDownloads(d.scrape(t)) {
+			total += v
+		}
+		if total >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("btda counted %d confirmed downloads in %v, want at least %d", total, e2eDeadline, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 var confirmedRE = regexp.MustCompile(`^btda_confirmed_downloads_total\{continent="[^"]*",country="([^"]*)",infohash="([^"]*)"\} (\S+)$`)
@@ -243,22 +337,21 @@ func TestRestartGraceful(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run takes ~15 s")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eDeadline+time.Minute)
 	defer cancel()
-	r := startE2E(ctx, t, e2eScenario{RunFor: 12 * time.Second, CrossAt: restartCrossAt})
-	truth, want := r.truth(t)
+	r := startE2E(ctx, t, e2eScenario{RunFor: 12 * time.Second, CrossAt: restartCrossAt, Anchored: true})
 
+	// Stop once btda has counted a first crossing: the others come 1–6 s later.
 	first := startDaemonOn(t, r.cfgPath)
-	r.waitSwarm(5 * time.Second)
+	r.waitCounted(t, first, 1)
 	before := confirmedDownloads(first.scrape(t))
 	first.stop(t, syscall.SIGTERM, 5*time.Second)
 	stoppedAt := r.sw.Elapsed()
 
 	second := startDaemonOn(t, r.cfgPath)
 	restored := confirmedDownloads(second.scrape(t))
-	r.waitSwarm(r.sc.RunFor)
-	time.Sleep(500 * time.Millisecond) // the last commit
-	got := confirmedDownloads(second.scrape(t))
+	exposition, truth, want := r.waitConfirmed(t, second, nil)
+	got := confirmedDownloads(exposition)
 	second.stop(t, syscall.SIGTERM, 5*time.Second)
 
 	// The scenario must straddle the restart, or it proves nothing about it.
@@ -295,20 +388,23 @@ func TestRestartKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run takes ~15 s")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eDeadline+time.Minute)
 	defer cancel()
-	r := startE2E(ctx, t, e2eScenario{Seed: 12, RunFor: 12 * time.Second, CrossAt: restartCrossAt})
-	truth, want := r.truth(t)
+	r := startE2E(ctx, t, e2eScenario{Seed: 12, RunFor: 12 * time.Second, CrossAt: restartCrossAt, Anchored: true})
 
+	// Kill once btda has counted a first crossing: the others come 1–6 s later.
 	first := startDaemonOn(t, r.cfgPath)
-	r.waitSwarm(5 * time.Second)
+	r.waitCounted(t, first, 1)
 	first.cmd.Process.Kill()
 	err := <-first.done
 	first.done <- err // for Cleanup
 	killedAt := r.sw.Elapsed()
+	// The peers btda had reached by the kill (their curves run from that first contact).
+	reached := r.truthNow()
 
-	// Which counted leechers have no committed trace of being below (or of their counted
-	// crossing) in the killed store? Only those can be missed.
+	// Which counted leechers reached before the kill have no committed trace of being
+	// below (or of their counted crossing) in the killed store? Only those can be missed:
+	// a peer first reached after the restart is seen below first.
 	atRisk := make(map[string]int)
 	var early, late int
 	st, err := store.Open(r.dbPath, store.Options{})
@@ -316,7 +412,7 @@ func TestRestartKill(t *testing.T) {
 		t.Fatalf("opening the killed store: %v", err)
 	}
 	err = st.View(func(tx *store.Tx) error {
-		for _, p := range truth.Peers {
+		for _, p := range reached.Peers {
 			if !p.Counted {
 				continue
 			}
@@ -355,9 +451,8 @@ func TestRestartKill(t *testing.T) {
 	}
 
 	second := startDaemonOn(t, r.cfgPath)
-	r.waitSwarm(r.sc.RunFor)
-	time.Sleep(500 * time.Millisecond) // the last commit
-	got := confirmedDownloads(second.scrape(t))
+	exposition, truth, want := r.waitConfirmed(t, second, nil)
+	got := confirmedDownloads(exposition)
 	second.stop(t, syscall.SIGTERM, 5*time.Second)
 
 	t.Logf("killed at %v: %d counted crossings before, %d after; %d torrent/country pairs with crossings at risk", killedAt, early, late, len(atRisk))
@@ -374,9 +469,12 @@ func TestRestartKill(t *testing.T) {
 			t.Errorf("confirmed downloads %s = %d, truth has none", k, v)
 		}
 	}
-	if len(atRisk) != 0 {
-		// Not a btda fault, but then the run cannot prove exactness.
-		t.Fatalf("leechers without a committed observation below the threshold at the kill (%.1f s in): %v; the scenario means every one to be seen and committed by then", killedAt.Seconds(), atRisk)
+	if len(atRisk) != 0 && !maps.Equal(got, want) {
+		// A leecher reached just before the kill whose observation was not committed, and
+		// that crossed before btda saw it again: the documented loss of a SIGKILL, within
+		// the bounds checked above; exactness cannot be proven by this run.
+		t.Logf("leechers without a committed observation below the threshold at the kill (%.1f s in): %v; totals checked within bounds only", killedAt.Seconds(), atRisk)
+		return
 	}
 	checkConfirmed(t, got, want, truth)
 }

@@ -85,7 +85,9 @@ type Store struct {
 	before func() error
 }
 
-// Open opens (or creates) the store at path.
+// Open opens (or creates) the store at path. An existing file is verified first (every
+// page bbolt would read, and every record): a damaged one, or an empty one, is refused with
+// a *DamagedError and left untouched.
 func Open(path string, opt Options) (s *Store, err error) {
 	if opt.LockTimeout <= 0 {
 		opt.LockTimeout = DefaultLockTimeout
@@ -96,6 +98,16 @@ func Open(path string, opt Options) (s *Store, err error) {
 			s, err = nil, fmt.Errorf("store %s is corrupt: %v", path, r)
 		}
 	}()
+	// Verify an existing file first: bbolt panics on some damage where no recover() can
+	// catch it (see verify.go). The file is closed again (dropping the shared lock) before
+	// bbolt takes its exclusive one.
+	f, _, err := openVerified(path, opt.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if f != nil {
+		_ = f.Close()
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        opt.LockTimeout,
 		NoSync:         opt.NoSync,

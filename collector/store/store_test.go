@@ -176,7 +176,7 @@ func TestOpenErrors(t *testing.T) {
 	_ = s.Close()
 
 	cases := map[string]struct{ path, want string }{
-		"garbage": {garbage, "is corrupt or not a bbolt file"},
+		"garbage": {garbage, "is damaged: neither of its two bbolt meta pages is valid"},
 		"foreign": {foreign, "not a btda store"},
 		"newer":   {newer, "newer than this btda supports"},
 		"no dir":  {filepath.Join(dir, "missing", "x.db"), "no such file"},

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/btda/btda/internal/bencode"
@@ -68,26 +70,19 @@ var (
 )
 
 // Kind says which BitTorrent metainfo versions a torrent carries.
+//
+//go:generate go tool stringer -type=Kind -linecomment
 type Kind uint8
 
 // The torrent kinds. Zero is deliberately invalid.
 const (
-	KindV1     Kind = iota + 1 // BEP 3 only
-	KindV2                     // BEP 52 only
-	KindHybrid                 // both: reachable by the v1 hash and the truncated v2 hash
+	// KindV1: BEP 3 only
+	KindV1 Kind = iota + 1 // v1
+	// KindV2: BEP 52 only
+	KindV2 // v2
+	// KindHybrid: both: reachable by the v1 hash and the truncated v2 hash
+	KindHybrid // hybrid
 )
-
-func (k Kind) String() string {
-	switch k {
-	case KindV1:
-		return "v1"
-	case KindV2:
-		return "v2"
-	case KindHybrid:
-		return "hybrid"
-	}
-	return "unknown"
-}
 
 // File is one file of a torrent. Path is relative to the torrent's Name directory for
 // multi-file torrents, and is just the file name for single-file ones.
@@ -207,17 +202,26 @@ func (t *Torrent) Magnet() *Magnet {
 	return m
 }
 
-// ReadFile reads at most max bytes of path, failing when the file is larger. The error
-// carries the path.
+// ReadFile reads at most max bytes of path, failing when the file is larger or is not a
+// regular file. The error carries the path.
 func ReadFile(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO (even one swapped in for a regular file after a stat)
+	// returns at once instead of waiting for a writer; the check below then refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	// Refuse an oversized regular file before reading it; the limited read below still
-	// guards pipes and files that grow.
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > max {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fileKind(st.Mode()))
+	}
+	// Refuse an oversized file before reading it; the limited read below still guards a
+	// file that grows.
+	if st.Size() > max {
 		return nil, fmt.Errorf("%s: %d bytes, larger than the %d byte limit", path, st.Size(), max)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
@@ -228,6 +232,21 @@ func ReadFile(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than the %d byte limit", path, max)
 	}
 	return data, nil
+}
+
+// fileKind names a non-regular file's kind for errors.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 // Load reads and parses a .torrent file. Errors start with the path.

@@ -69,9 +69,9 @@ func httpAnnounceURL(base string, r AnnounceRequest) string {
 	if r.NumWant > 0 {
 		q.WriteString("&numwant=" + strconv.Itoa(int(r.NumWant)))
 	}
-	q.WriteString(fmt.Sprintf("&key=%08X", r.Key))
-	if e := r.Event.String(); e != "" {
-		q.WriteString("&event=" + e)
+	fmt.Fprintf(&q, "&key=%08X", r.Key)
+	if r.Event != EventNone {
+		q.WriteString("&event=" + r.Event.String())
 	}
 	if r.TrackerID != "" {
 		q.WriteString("&trackerid=" + percentEncode([]byte(r.TrackerID)))

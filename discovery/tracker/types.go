@@ -11,27 +11,17 @@ import (
 )
 
 // Event is the announce event.
+//
+//go:generate go tool stringer -type=Event -linecomment
 type Event uint8
 
 // Announce events (values are the BEP 15 codes).
 const (
-	EventNone      Event = 0
-	EventCompleted Event = 1
-	EventStarted   Event = 2
-	EventStopped   Event = 3
+	EventNone      Event = 0 // none
+	EventCompleted Event = 1 // completed
+	EventStarted   Event = 2 // started
+	EventStopped   Event = 3 // stopped
 )
-
-func (e Event) String() string {
-	switch e {
-	case EventCompleted:
-		return "completed"
-	case EventStarted:
-		return "started"
-	case EventStopped:
-		return "stopped"
-	}
-	return ""
-}
 
 // AnnounceRequest is one announce. Uploaded and Downloaded are always 0 and Left is the
 // torrent's length: btda announces as a leecher that has nothing.

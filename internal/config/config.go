@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -86,6 +85,10 @@ type Torrents struct {
 	Directory           string  `yaml:"directory"`            // 2015: input_path (walked recursively for *.torrent)
 	MagnetFile          string  `yaml:"magnet_file"`          // 2015: magnet_file
 	CompletionThreshold float64 `yaml:"completion_threshold"` // 2015: torrent_complete_threshold
+
+	// Whether the file sets directory and magnet_file (CheckInputs: only an explicit path
+	// that is missing is an error).
+	explicitDir, explicitMagnet bool
 }
 
 // Peer is btda's own BitTorrent identity on the network.
@@ -201,7 +204,7 @@ func Default() Config {
 // Load reads, decodes and validates the file at path. Relative paths inside the file are
 // resolved against the file's directory, so a config works from any working directory.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -213,10 +216,14 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// Parse decodes YAML over the defaults, strictly: an unknown key is an error that names the
-// key and its line. It validates the result.
+// Parse decodes YAML over the defaults, strictly: an unknown key, or a boolean that is not
+// an unquoted true or false, is an error that names the key and its line. Input without a
+// YAML document is refused (ErrEmpty). It validates the result.
 func Parse(data []byte) (*Config, error) {
 	c := Default()
+	if err := scanDocument(data, &c); err != nil {
+		return nil, cleanYAMLError(err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {

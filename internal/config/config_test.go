@@ -9,7 +9,7 @@ import (
 )
 
 func TestParseDefaults(t *testing.T) {
-	c, err := Parse(nil)
+	c, err := Parse([]byte("{}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +81,14 @@ func TestParseErrors(t *testing.T) {
 		{"zero duration", "trackers:\n  timeout: 0s\n", []string{"trackers.timeout"}},
 		{"two documents", "probe: {}\n---\nprobe: {}\n", []string{"more than one"}},
 		{"wrong type", "probe:\n  concurrency: lots\n", []string{"line 2"}},
+		{"empty", "", []string{"configuration file is empty"}},
+		{"whitespace", " \n\t\n", []string{"configuration file is empty"}},
+		{"comments only", "# probe:\n#   concurrency: 5\n", []string{"configuration file is empty"}},
+		{"quoted yes", "trackers:\n  enabled: \"yes\"\n", []string{"line 2", "trackers.enabled", "true or false", `"yes"`}},
+		{"quoted true", "dht:\n  enabled: 'true'\n", []string{"line 2", "dht.enabled", "'true'"}},
+		{"bare yes", "probe:\n  send_interested: yes\n", []string{"line 2", "probe.send_interested"}},
+		{"number bool", "geoip:\n  anonymize_ips: 1\n", []string{"line 2", "geoip.anonymize_ips"}},
+		{"list bool", "dht:\n  ipv6: [true]\n", []string{"line 2", "dht.ipv6", "a list"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,6 +51,9 @@ func TestREADMEDefaults(t *testing.T) {
 func walkDefaults(v reflect.Value, prefix string, f func(string, reflect.Value)) {
 	for i := range v.NumField() {
 		key := strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0]
+		if key == "" || key == "-" {
+			continue // not a key of the file
+		}
 		if prefix != "" {
 			key = prefix + "." + key
 		}

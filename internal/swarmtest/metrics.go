@@ -37,9 +37,10 @@ var (
 type crossKey struct{ torrent, country string }
 
 type collector struct {
-	s       *Swarm
-	crosses map[crossKey][]time.Duration // sorted crossing times of counted peers
-	classes map[[2]string]int
+	s        *Swarm
+	crosses  map[crossKey][]time.Duration // sorted crossing times of counted peers
+	classes  map[[2]string]int
+	anchored []*Peer // peers whose crossing depends on their first contact: computed per scrape
 }
 
 // Collector returns a Prometheus collector of the truth so far (counted
@@ -53,6 +54,10 @@ func (s *Swarm) Collector() prometheus.Collector {
 	for _, p := range s.peers {
 		pt := s.PeerTruth(p, forever)
 		c.classes[[2]string{pt.Torrent, pt.Class}]++
+		if p.Curve.Anchored {
+			c.anchored = append(c.anchored, p)
+			continue
+		}
 		if pt.Counted {
 			k := crossKey{pt.Torrent, pt.Country}
 			c.crosses[k] = append(c.crosses[k], *pt.CrossAt)
@@ -73,11 +78,18 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	now := c.s.Elapsed()
+	late := map[crossKey]int{}
+	for _, p := range c.anchored {
+		if pt := c.s.PeerTruth(p, now+1); pt.Counted && *pt.CrossAt <= now {
+			late[crossKey{pt.Torrent, pt.Country}]++
+		}
+	}
 	// Every torrent × country series exists from the start, at zero.
 	for _, t := range c.s.torrents {
 		for _, co := range c.s.cfg.Countries {
-			ts := c.crosses[crossKey{t.WireHex(), co.ISO}]
-			n := sort.Search(len(ts), func(i int) bool { return ts[i] > now })
+			k := crossKey{t.WireHex(), co.ISO}
+			ts := c.crosses[k]
+			n := sort.Search(len(ts), func(i int) bool { return ts[i] > now }) + late[k]
 			ch <- prometheus.MustNewConstMetric(descCrossings, prometheus.CounterValue, float64(n), t.WireHex(), co.ISO)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zeebo/bencode"
@@ -36,12 +37,49 @@ type Peer struct {
 	behaviour Behaviour
 	permA     int // pieces are acquired in the order (permA·i + permB) mod Pieces
 	permB     int
+	// contact is 1 + the swarm time (ns) of the peer's first completed handshake, 0
+	// before; it starts an Anchored curve's clock.
+	contact atomic.Int64
+}
+
+// FirstContact returns the swarm time of the peer's first completed handshake.
+func (p *Peer) FirstContact() (time.Duration, bool) {
+	c := p.contact.Load()
+	return time.Duration(c - 1), c != 0
+}
+
+// touch records a completed handshake at swarm time t (only the first one counts).
+func (p *Peer) touch(t time.Duration) { p.contact.CompareAndSwap(0, int64(t)+1) }
+
+// curveTime maps swarm time t to the curve's own clock: t itself, or for an Anchored
+// curve the time since first contact (negative before it, where the curve is at Start).
+func (p *Peer) curveTime(t time.Duration) time.Duration {
+	if !p.Curve.Anchored {
+		return t
+	}
+	a, ok := p.FirstContact()
+	if !ok {
+		return -1
+	}
+	return t - a
 }
 
 // Progress is the single source of truth: the number of pieces peer p has at
 // swarm time t (t measured from the swarm's start). Peers report exactly
 // this on the wire; the truth file is computed from it.
-func Progress(p *Peer, t time.Duration) int { return p.Curve.At(t) }
+func Progress(p *Peer, t time.Duration) int { return p.Curve.At(p.curveTime(t)) }
+
+// next is Curve.Next in swarm time.
+func (p *Peer) next(t time.Duration) (time.Duration, bool) {
+	ct := p.curveTime(t)
+	if p.Curve.Anchored {
+		if _, ok := p.FirstContact(); !ok {
+			return 0, false // the clock has not started
+		}
+	}
+	n, ok := p.Curve.Next(ct)
+	return n + (t - ct), ok
+}
 
 // Piece returns the index of the i-th piece the peer acquires (0 ≤ i <
 // Pieces). The peer's pieces at time t are Piece(0..Progress(t)-1).
@@ -144,6 +182,7 @@ func (s *Swarm) serve(ctx context.Context, p *Peer, conn net.Conn, outgoing bool
 	}
 	s.stats.handshakes.Add(1)
 	t0 := s.Elapsed()
+	p.touch(t0)
 	n := Progress(p, t0)
 	if err := ss.write(ss.initialMessages(n)); err != nil {
 		return
@@ -307,7 +346,7 @@ func (ss *session) progressLoop(ctx context.Context, t time.Duration, cur int) {
 	for {
 		var fire <-chan struct{}
 		stop := func() {}
-		if next, ok := p.Curve.Next(t); ok {
+		if next, ok := p.next(t); ok {
 			fire, stop = ss.s.clock.At(ss.s.start.Add(next))
 		}
 		select {

@@ -10,6 +10,11 @@ import (
 // rounding), frozen during [StallAt, StallAt+StallFor), and, if RegressBy > 0,
 // dropped by RegressBy pieces at RegressAt and frozen from then on (a re-check
 // that found damaged pieces). Progress never exceeds Pieces.
+//
+// An Anchored curve's clock starts at the peer's first completed handshake instead of at
+// swarm time 0: until then the peer has Start pieces. End-to-end tests use it so that the
+// scripted crossings happen after btda first reached the peer however slow the machine is;
+// the truth is computed from the recorded first-contact times (Peer.FirstContact).
 type Curve struct {
 	Pieces    int           `json:"pieces"`
 	Start     int           `json:"start"`
@@ -18,6 +23,7 @@ type Curve struct {
 	StallFor  time.Duration `json:"stall_for_ns,omitempty"`
 	RegressAt time.Duration `json:"regress_at_ns,omitempty"`
 	RegressBy int           `json:"regress_by,omitempty"`
+	Anchored  bool          `json:"anchored,omitempty"`
 }
 
 // active is the progressing time elapsed by t, with the stall cut out.

@@ -52,6 +52,9 @@ type PeerTruth struct {
 	Crosses bool           `json:"crosses"`
 	CrossAt *time.Duration `json:"cross_at_ns,omitempty"`
 	Counted bool           `json:"counted"`
+	// FirstContact is the swarm time of the peer's first completed handshake, when its
+	// curve is anchored to it (Curve.Anchored) and it happened.
+	FirstContact *time.Duration `json:"first_contact_ns,omitempty"`
 }
 
 // TorrentTruth describes one torrent.
@@ -121,7 +124,23 @@ func (s *Swarm) PeerTruth(p *Peer, horizon time.Duration) PeerTruth {
 	default:
 		pt.Class = "leecher"
 	}
-	if at, ok := p.Curve.Crossing(thr, horizon); ok && pt.Reports {
+	// An anchored curve runs from first contact on: shift its knots and crossing by it.
+	// Never contacted, it stays at Start and crosses nothing.
+	shift, started := time.Duration(0), true
+	if p.Curve.Anchored {
+		shift, started = p.FirstContact()
+		if started {
+			pt.FirstContact = &shift
+			pt.Knots = nil
+			for _, k := range p.Curve.Knots(horizon - shift) {
+				pt.Knots = append(pt.Knots, Knot{T: k.T + shift, Pieces: k.Pieces})
+			}
+		} else {
+			pt.Knots = []Knot{{0, p.Curve.At(-1)}, {horizon, p.Curve.At(-1)}}
+		}
+	}
+	if at, ok := p.Curve.Crossing(thr, horizon-shift); ok && pt.Reports && started {
+		at += shift
 		pt.Crosses = true
 		pt.CrossAt = &at
 		pt.Counted = pt.Class == "leecher"

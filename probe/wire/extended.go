@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"math"
 	"net/netip"
 	"strconv"
 
@@ -36,7 +37,7 @@ type ExtHandshake struct {
 	P            int            // the sender's TCP listen port, -1 absent
 	Reqq         int            // request queue length, -1 absent
 	UploadOnly   bool           // BEP 21 partial seed
-	MetadataSize int            // BEP 9 info dict size, -1 absent
+	MetadataSize int            // BEP 9 info dict size, -1 absent, at most MaxInt32 (larger values clamp)
 	YourIP       netip.Addr     // our address as the sender sees it (invalid when absent)
 	CompleteAgo  int            // libtorrent: seconds since a full copy was seen, -1 absent
 	ShareMode    bool           // libtorrent share mode
@@ -104,8 +105,10 @@ func ParseExtHandshake(payload []byte) (ExtHandshake, error) {
 	if s, ok := d["share_mode"].Int(); ok {
 		h.ShareMode = s != 0
 	}
-	if s, ok := d["metadata_size"].Int(); ok && s >= 0 && s <= 1<<30 {
-		h.MetadataSize = int(s)
+	// A size too large to fetch is kept (clamped to int32) rather than dropped, so the
+	// caller reports it as too large instead of as missing.
+	if s, ok := d["metadata_size"].Int(); ok && s >= 0 {
+		h.MetadataSize = int(min(s, math.MaxInt32))
 	}
 	if c, ok := d["complete_ago"].Int(); ok && c >= 0 && c <= 1<<31-1 {
 		h.CompleteAgo = int(c)

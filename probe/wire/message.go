@@ -7,70 +7,32 @@ import (
 )
 
 // Type is a peer wire message id.
+//
+//go:generate go tool stringer -type=Type -linecomment
 type Type uint8
 
 // Message ids (BEP 3, BEP 5, BEP 6, BEP 10).
 const (
-	Choke         Type = 0
-	Unchoke       Type = 1
-	Interested    Type = 2
-	NotInterested Type = 3
-	Have          Type = 4
-	Bitfield      Type = 5
-	Request       Type = 6
-	Piece         Type = 7
-	Cancel        Type = 8
-	Port          Type = 9
-	Suggest       Type = 0x0D
-	HaveAll       Type = 0x0E
-	HaveNone      Type = 0x0F
-	Reject        Type = 0x10
-	AllowedFast   Type = 0x11
-	Extended      Type = 20
+	Choke         Type = 0    // choke
+	Unchoke       Type = 1    // unchoke
+	Interested    Type = 2    // interested
+	NotInterested Type = 3    // not_interested
+	Have          Type = 4    // have
+	Bitfield      Type = 5    // bitfield
+	Request       Type = 6    // request
+	Piece         Type = 7    // piece
+	Cancel        Type = 8    // cancel
+	Port          Type = 9    // port
+	Suggest       Type = 0x0D // suggest
+	HaveAll       Type = 0x0E // have_all
+	HaveNone      Type = 0x0F // have_none
+	Reject        Type = 0x10 // reject
+	AllowedFast   Type = 0x11 // allowed_fast
+	Extended      Type = 20   // extended
 
 	// KeepAlive is not a wire id: it stands for the zero-length message.
-	KeepAlive Type = 0xFF
+	KeepAlive Type = 0xFF // keep_alive
 )
-
-func (t Type) String() string {
-	switch t {
-	case Choke:
-		return "choke"
-	case Unchoke:
-		return "unchoke"
-	case Interested:
-		return "interested"
-	case NotInterested:
-		return "not_interested"
-	case Have:
-		return "have"
-	case Bitfield:
-		return "bitfield"
-	case Request:
-		return "request"
-	case Piece:
-		return "piece"
-	case Cancel:
-		return "cancel"
-	case Port:
-		return "port"
-	case Suggest:
-		return "suggest"
-	case HaveAll:
-		return "have_all"
-	case HaveNone:
-		return "have_none"
-	case Reject:
-		return "reject"
-	case AllowedFast:
-		return "allowed_fast"
-	case Extended:
-		return "extended"
-	case KeepAlive:
-		return "keep_alive"
-	}
-	return fmt.Sprintf("type_%d", uint8(t))
-}
 
 // Caps on variable-length messages.
 const (

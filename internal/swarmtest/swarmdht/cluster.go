@@ -129,7 +129,9 @@ func StartConfig(ctx context.Context, cfg Config) (*Cluster, error) {
 		// The package default limiter is one global 25/s bucket shared by every Server in the
 		// process (btda's own node included); test nodes get their own, unlimited.
 		cfg.SendLimiter = rate.NewLimiter(rate.Inf, 0)
-		cfg.Logger = bridgeLogger(c.log.With("node", self.String()))
+		// The library's own log lines are not the swarm's business: the cluster logs its
+		// events itself (c.log), and a second bridge to slog would repeat btda's.
+		cfg.Logger = alog.Default.WithFilterLevel(alog.Disabled)
 		s, err := dht.NewServer(cfg)
 		if err != nil {
 			c.Close()
@@ -326,26 +328,4 @@ func (s *peerStore) GetPeers(ih peer_store.InfoHash) []krpc.NodeAddr {
 		out = append(out, krpc.NodeAddr{IP: p.Addr().AsSlice(), Port: int(p.Port())})
 	}
 	return out
-}
-
-// bridgeLogger sends anacrolix/log records to slog, Info and above only (its Debug is chatty).
-func bridgeLogger(l *slog.Logger) alog.Logger {
-	al := alog.NewLogger("swarmdht")
-	al.SetHandlers(slogBridge{l})
-	return al.WithFilterLevel(alog.Info)
-}
-
-type slogBridge struct{ l *slog.Logger }
-
-func (b slogBridge) Handle(r alog.Record) {
-	lvl := slog.LevelDebug
-	switch r.Level {
-	case alog.Info:
-		lvl = slog.LevelInfo
-	case alog.Warning:
-		lvl = slog.LevelWarn
-	case alog.Error, alog.Critical:
-		lvl = slog.LevelError
-	}
-	b.l.Log(context.Background(), lvl, r.Msg.String(), "names", r.Names)
 }
