@@ -131,7 +131,7 @@ func TestWatchHoldsUntilCrossing(t *testing.T) {
 			var held atomic.Int32
 			var interim Observation
 			o := p.Probe(context.Background(), Target{Torrent: testHash, Pieces: pieces, Addr: addr,
-				Watch: WatchInfo{Threshold: threshold, Prev: tc.prev(time.Now())},
+				Watch:  WatchInfo{Threshold: threshold, Prev: tc.prev(time.Now())},
 				OnHold: func(in Observation) { held.Add(1); interim = in }})
 			if !interim.Interim || !interim.Known || interim.Outcome != OutcomeOK || interim.Last.Pieces >= threshold ||
 				interim.Last.Pieces < 6 || len(interim.Bitfield) == 0 {
