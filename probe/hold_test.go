@@ -268,3 +268,28 @@ func TestETA(t *testing.T) {
 		}
 	}
 }
+
+// Held connections take at most an eighth of the descriptor limit, and Shed frees the one
+// farthest from its threshold.
+func TestWatcherDescriptors(t *testing.T) {
+	w := NewWatcher(WatchConfig{Budget: 100})
+	w.fdLimit = func() int { return 16 } // room for 2
+	var woken int
+	wake := func() { woken++ }
+	a, b := w.acquire(time.Minute, wake), w.acquire(2*time.Minute, wake)
+	if a == nil || b == nil || w.acquire(3*time.Minute, wake) != nil {
+		t.Fatal("the descriptor share is not 2")
+	}
+	w.Shed()
+	if !b.evicted.Load() || a.evicted.Load() || woken != 1 || w.Held() != 1 {
+		t.Fatalf("shed: a %v b %v woken %d held %d", a.evicted.Load(), b.evicted.Load(), woken, w.Held())
+	}
+	w.fdLimit = func() int { return 0 } // unknown: the budget alone
+	for range 99 {
+		if w.acquire(time.Second, wake) == nil {
+			t.Fatal("budget not granted")
+		}
+	}
+	var nilW *Watcher
+	nilW.Shed()
+}

@@ -198,6 +198,9 @@ func (p *Prober) Probe(ctx context.Context, t Target) Observation {
 	if err != nil {
 		o.Outcome, o.Err = dialOutcome(ctx, err), err
 		o.Timings.Total = o.Timings.Connect
+		if localErrno(err) {
+			p.cfg.Watch.Shed() // held connections give way to new sessions
+		}
 		return o
 	}
 	defer conn.Close()

@@ -45,10 +45,16 @@ type WatchConfig struct {
 // Watcher hands out the budget of held connections. It is safe for concurrent use; one
 // Watcher serves every session of a Prober (SessionConfig.Watch).
 type Watcher struct {
-	cfg  WatchConfig
-	mu   sync.Mutex
-	held map[*hold]struct{}
+	cfg     WatchConfig
+	fdLimit func() int // the descriptor limit now (0: unknown); tests replace it
+	mu      sync.Mutex
+	held    map[*hold]struct{}
 }
+
+// fdShare: held connections take at most this share of the descriptor limit (read at each
+// hold, so a limit lowered while btda runs is followed), leaving the rest to sessions, the
+// listener, the store and the web server.
+const fdShare = 8
 
 // hold is one held connection.
 type hold struct {
@@ -72,7 +78,7 @@ func NewWatcher(cfg WatchConfig) *Watcher {
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = DefaultWatchKeepAlive
 	}
-	return &Watcher{cfg: cfg, held: make(map[*hold]struct{})}
+	return &Watcher{cfg: cfg, fdLimit: fdLimit, held: make(map[*hold]struct{})}
 }
 
 // Held is the number of connections held now.
@@ -100,10 +106,14 @@ func (w *Watcher) Budget() int {
 func (w *Watcher) acquire(eta time.Duration, wake func()) *hold {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.cfg.Budget == 0 {
+	budget := w.cfg.Budget
+	if lim := w.fdLimit(); lim > 0 {
+		budget = min(budget, lim/fdShare)
+	}
+	if budget == 0 {
 		return nil
 	}
-	if len(w.held) >= w.cfg.Budget {
+	if len(w.held) >= budget {
 		var far *hold
 		for h := range w.held {
 			if far == nil || h.eta > far.eta {
@@ -120,6 +130,27 @@ func (w *Watcher) acquire(eta time.Duration, wake func()) *hold {
 	h := &hold{eta: eta, wake: wake}
 	w.held[h] = struct{}{}
 	return h
+}
+
+// Shed ends the held connection farthest from its threshold, if any: the prober calls it
+// when a dial fails for want of descriptors, so held connections give way to new sessions.
+func (w *Watcher) Shed() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var far *hold
+	for h := range w.held {
+		if far == nil || h.eta > far.eta {
+			far = h
+		}
+	}
+	if far != nil {
+		far.evicted.Store(true)
+		delete(w.held, far)
+		far.wake()
+	}
 }
 
 // release ends a hold (idempotent; an evicted hold is already gone).
