@@ -184,6 +184,7 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 		MaxInFlight:  cfg.Probe.Concurrency,
 		RevisitDelay: time.Duration(cfg.Probe.RevisitDelay),
 		RevisitMin:   time.Duration(cfg.Probe.RevisitMin),
+		Watching:     cfg.Probe.WatchBudget > 0,
 		RetryBase:    time.Duration(cfg.Probe.RetryBackoff),
 		MaxRetries:   cfg.Probe.RetryAttempts,
 		ForgetAfter:  time.Duration(cfg.Probe.ForgetAfter),

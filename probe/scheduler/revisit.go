@@ -14,13 +14,17 @@ import (
 //   - A peer seen below the threshold once (no speed yet) is revisited after RevisitMin:
 //     the second point gives the speed (or shows it is not downloading).
 //   - A peer that progressed is revisited at its estimated crossing plus an eighth (at
-//     least RevisitMin, at most RevisitDelay), so sooner the nearer it is.
+//     least RevisitMin, at most RevisitDelay), so sooner the nearer it is; with Watching,
+//     at three quarters of the estimate instead, so the visit finds it still below and
+//     downloading and holds the connection until the crossing (a leecher that quits soon
+//     after it finished is gone by the time a visit after the estimate comes).
 //   - Seeds, peers at or above the threshold and peers that did not progress keep
 //     RevisitDelay.
 //   - A reached peer that reported nothing (no_progress: an empty rtorrent, a lazy peer)
-//     is retried after RevisitMin, doubling with each such session in a row up to
-//     RevisitDelay; the session sends `interested` (and keep-alives) first, which makes
-//     such clients write, and so send their haves.
+//     is retried after RevisitMin, doubling with each such outgoing session in a row up
+//     to RevisitDelay (its own connections to us do not push it further); the session
+//     sends `interested` (and keep-alives) first, which makes such clients write, and so
+//     send their haves.
 //
 // The entry keeps the last point's piece count (lastPieces, plus one; 0: none) and its
 // time (lastOK), so it stays 56 bytes.
@@ -40,7 +44,9 @@ func (s *Scheduler) revisitAfter(e *entry, obs probe.Observation, at int64, thre
 		if e.quiet < 16 {
 			d = min(lo<<e.quiet, hi)
 		}
-		e.quiet = min(e.quiet+1, 250)
+		if obs.Direction == probe.Outgoing {
+			e.quiet = min(e.quiet+1, 250)
+		}
 		return d
 	}
 	e.quiet = 0
@@ -62,7 +68,11 @@ func (s *Scheduler) revisitAfter(e *entry, obs probe.Observation, at int64, thre
 	default:
 		return hi // not downloading
 	}
-	eta := float64(threshold-n) / rate * 1.125
+	factor := 1.125
+	if s.cfg.Watching {
+		factor = 0.75
+	}
+	eta := float64(threshold-n) / rate * factor
 	if eta >= hi.Seconds() {
 		return hi
 	}

@@ -125,3 +125,37 @@ func TestHeldSessionFreesSlotAndIP(t *testing.T) {
 		t.Fatalf("in flight %d done %d", st.InFlight, st.Done)
 	}
 }
+
+// TestRevisitWatching: with a watching prober the revisit comes before the estimated
+// crossing; incoming sessions without progress do not push the retry further.
+func TestRevisitWatching(t *testing.T) {
+	for _, tc := range []struct {
+		watching bool
+		want     time.Duration
+	}{
+		{false, 263250 * time.Millisecond}, // 78 pieces at 1/3 piece/s: 234 s, plus an eighth
+		{true, 175500 * time.Millisecond},  // three quarters of 234 s
+	} {
+		h := newHarness(t, Config{Watching: tc.watching})
+		h.add(0, "10.0.0.1:1", discovery.SourceTracker)
+		l := h.step()
+		h.finish(l[0], probe.OutcomeOK, pieces(10))
+		h.clk.Advance(DefaultRevisitMin)
+		l = h.step()
+		h.finish(l[0], probe.OutcomeOK, pieces(20))
+		next, _ := h.s.dispatch(context.Background())
+		if wait := next.Sub(h.clk.Now()); wait != tc.want {
+			t.Errorf("watching %v: next visit in %v, want %v", tc.watching, wait, tc.want)
+		}
+	}
+
+	h := newHarness(t, Config{})
+	for range 3 {
+		h.s.Observed(probe.Observation{Torrent: hash(0), Addr: ap("10.0.0.9:50000"), ListenPort: 1,
+			Direction: probe.Incoming, Outcome: probe.OutcomeNoProgress})
+	}
+	next, _ := h.s.dispatch(context.Background())
+	if wait := next.Sub(h.clk.Now()); wait != DefaultRevisitMin {
+		t.Errorf("after incoming no_progress sessions: next visit in %v, want %v", wait, DefaultRevisitMin)
+	}
+}

@@ -108,6 +108,10 @@ type Config struct {
 	// shortly after their estimated crossing).
 	RevisitDelay time.Duration
 	RevisitMin   time.Duration
+	// Watching says the prober holds sessions with downloading peers open until they cross
+	// (probe.Watcher): a downloading peer is then revisited before its estimated crossing,
+	// so that the visit finds it still below and can watch it cross, rather than after.
+	Watching bool
 	RetryBase    time.Duration // first retry delay after a failed contact; doubles each time
 	RetryMax     time.Duration // cap of the retry delay
 	// MaxRetries is how many consecutive failed contacts are retried before the peer is
