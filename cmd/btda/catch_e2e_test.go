@@ -100,7 +100,9 @@ func TestEndToEndCatchEveryCrossing(t *testing.T) {
 	var counted, crossed int
 	_ = st.View(func(tx *store.Tx) error {
 		for _, k := range []store.PeerKey{st.PeerKey(h, p.Addr.Addr(), p.Addr.Port()), st.PeerKey(h, p.DialFrom, 0)} {
-			if rec, ok, _ := tx.Peer(k); ok {
+			rec, ok, _ := tx.Peer(k)
+			t.Logf("two-address client identity %x: stored %v, contacts %d, first %+v, last %+v, flags %b", k[:4], ok, rec.Contacts, rec.First, rec.Last, rec.Flags)
+			if ok {
 				if rec.Has(store.FlagConfirmed) {
 					crossed++
 				}

@@ -357,7 +357,8 @@ func (ss *session) extHandshake() []byte {
 	}
 	// Dial-out peers always tell their listen port, so the reader can key
 	// the incoming connection by (IP, listen port).
-	if b.SendPort || (ss.outgoing && !p.DialFrom.IsValid()) {
+	// A peer connecting from a second address tells no port (ctorrent has no BEP 10).
+	if !p.DialFrom.IsValid() && (b.SendPort || ss.outgoing) {
 		d["p"] = int(p.Addr.Port())
 	}
 	if b.ReqQ {
