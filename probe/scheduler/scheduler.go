@@ -111,9 +111,9 @@ type Config struct {
 	// Watching says the prober holds sessions with downloading peers open until they cross
 	// (probe.Watcher): a downloading peer is then revisited before its estimated crossing,
 	// so that the visit finds it still below and can watch it cross, rather than after.
-	Watching bool
-	RetryBase    time.Duration // first retry delay after a failed contact; doubles each time
-	RetryMax     time.Duration // cap of the retry delay
+	Watching  bool
+	RetryBase time.Duration // first retry delay after a failed contact; doubles each time
+	RetryMax  time.Duration // cap of the retry delay
 	// MaxRetries is how many consecutive failed contacts are retried before the peer is
 	// given up. A new sighting of a given-up peer revives it with a fresh retry budget
 	// (a source still reports it, so it may be back). Negative: no retries.
