@@ -270,9 +270,8 @@ type session struct {
 	kaEvery time.Duration
 	done    bool // the read loop ended; guarded by wmu
 
-	target  *Target // outgoing sessions started by Probe or Session; nil for incoming
-	hold    *hold   // the connection is held (see watch.go)
-	holdEnd time.Time
+	target *Target // outgoing sessions started by Probe or Session; nil for incoming
+	hold   *hold   // the connection is held (see watch.go)
 }
 
 // run is the shared part of active and passive sessions: from a connected socket to a

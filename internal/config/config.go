@@ -180,7 +180,7 @@ func Default() Config {
 			ForgetAfter:      Duration(scheduler.DefaultForgetAfter),
 			SendInterested:   true, // off in the library, whose callers may not want it
 			IdleGrace:        Duration(probe.DefaultIdleGrace),
-			RevisitMin:       Duration(scheduler.DefaultRevisitMin),
+			RevisitMin:       Duration(scheduler.DefaultMinRevisit),
 			WatchBudget:      probe.DefaultWatchBudget,
 			WatchMax:         Duration(probe.DefaultWatchMax),
 			WatchSilence:     Duration(probe.DefaultWatchSilence),

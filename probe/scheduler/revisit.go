@@ -29,8 +29,8 @@ import (
 // The entry keeps the last point's piece count (lastPieces, plus one; 0: none) and its
 // time (lastOK), so it stays 56 bytes.
 
-// DefaultRevisitMin is the politeness floor of a revisit (Config.RevisitMin).
-const DefaultRevisitMin = 30 * time.Second
+// DefaultMinRevisit is the politeness floor of a revisit (Config.RevisitMin).
+const DefaultMinRevisit = 30 * time.Second
 
 // revisitAfter returns the delay to the next visit of entry e after a session that reached
 // the peer, with the observation obs, and records the session's last point (at the

@@ -39,27 +39,27 @@ func TestRevisitByETA(t *testing.T) {
 		name   string
 		visits []visit
 	}{
-		{"first point below: soon, for the speed", []visit{{0, mods(point(10, 0)), DefaultRevisitMin}}},
+		{"first point below: soon, for the speed", []visit{{0, mods(point(10, 0)), DefaultMinRevisit}}},
 		{"seed: done", []visit{{0, mods(point(100, 0), seed), 0}}},
-		{"not moving: the long delay", []visit{{0, mods(point(10, 0)), DefaultRevisitMin}, {0, mods(point(10, 0)), DefaultRevisitDelay}}},
+		{"not moving: the long delay", []visit{{0, mods(point(10, 0)), DefaultMinRevisit}, {0, mods(point(10, 0)), DefaultRevisitDelay}}},
 		{"fast: just after the crossing", []visit{
-			{0, mods(point(10, 0)), DefaultRevisitMin},
+			{0, mods(point(10, 0)), DefaultMinRevisit},
 			// 40 pieces in 30 s: 48 to go, 36 s, plus an eighth
 			{0, mods(point(50, 0)), 40500 * time.Millisecond}}},
 		{"near the threshold: the floor", []visit{
-			{0, mods(point(90, 0)), DefaultRevisitMin},
-			{0, mods(point(96, 0)), DefaultRevisitMin}}},
+			{0, mods(point(90, 0)), DefaultMinRevisit},
+			{0, mods(point(96, 0)), DefaultMinRevisit}}},
 		{"slow: the ceiling", []visit{
-			{0, mods(point(10, 0)), DefaultRevisitMin},
+			{0, mods(point(10, 0)), DefaultMinRevisit},
 			{0, mods(point(11, 0)), DefaultRevisitDelay}}},
 		{"movement in one session gives the speed", []visit{{0, mods(moved(10, 20, 10*time.Second)), 87750 * time.Millisecond}}}, // 78 s to go
 		{"no progress: soon, then backing off", []visit{
-			{0, mods(noProgress), DefaultRevisitMin},
-			{0, mods(noProgress), 2 * DefaultRevisitMin},
-			{0, mods(noProgress), 4 * DefaultRevisitMin},
-			{0, mods(noProgress), 8 * DefaultRevisitMin},
+			{0, mods(noProgress), DefaultMinRevisit},
+			{0, mods(noProgress), 2 * DefaultMinRevisit},
+			{0, mods(noProgress), 4 * DefaultMinRevisit},
+			{0, mods(noProgress), 8 * DefaultMinRevisit},
 			{0, mods(noProgress), DefaultRevisitDelay},
-			{0, mods(point(10, 0)), DefaultRevisitMin}}},
+			{0, mods(point(10, 0)), DefaultMinRevisit}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,7 +140,7 @@ func TestRevisitWatching(t *testing.T) {
 		h.add(0, "10.0.0.1:1", discovery.SourceTracker)
 		l := h.step()
 		h.finish(l[0], probe.OutcomeOK, pieces(10))
-		h.clk.Advance(DefaultRevisitMin)
+		h.clk.Advance(DefaultMinRevisit)
 		l = h.step()
 		h.finish(l[0], probe.OutcomeOK, pieces(20))
 		next, _ := h.s.dispatch(context.Background())
@@ -155,7 +155,7 @@ func TestRevisitWatching(t *testing.T) {
 			Direction: probe.Incoming, Outcome: probe.OutcomeNoProgress})
 	}
 	next, _ := h.s.dispatch(context.Background())
-	if wait := next.Sub(h.clk.Now()); wait != DefaultRevisitMin {
-		t.Errorf("after incoming no_progress sessions: next visit in %v, want %v", wait, DefaultRevisitMin)
+	if wait := next.Sub(h.clk.Now()); wait != DefaultMinRevisit {
+		t.Errorf("after incoming no_progress sessions: next visit in %v, want %v", wait, DefaultMinRevisit)
 	}
 }

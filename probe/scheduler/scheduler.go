@@ -194,7 +194,7 @@ func New(cfg Config) (*Scheduler, error) {
 		cfg.RevisitDelay = DefaultRevisitDelay
 	}
 	if cfg.RevisitMin == 0 {
-		cfg.RevisitMin = DefaultRevisitMin
+		cfg.RevisitMin = DefaultMinRevisit
 	}
 	cfg.RevisitMin = min(cfg.RevisitMin, cfg.RevisitDelay)
 	if cfg.RetryBase == 0 {
