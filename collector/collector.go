@@ -292,6 +292,9 @@ func failureReason(err error) string {
 // committed publishes a committed batch: aggregates, then event metrics.
 func (c *Recorder) committed(r *batchResult) {
 	c.m.view.add(r.delta, c.store.Size())
+	for i := range r.downloads {
+		c.logDownload(&r.downloads[i])
+	}
 	for s, n := range r.observed {
 		if n > 0 {
 			c.m.observed.WithLabelValues(sourceLabel(s)).Add(n)

@@ -1,7 +1,10 @@
 package collector
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/netip"
 	"sort"
@@ -47,6 +50,7 @@ type batchResult struct {
 	speeds       []speedSample
 	duplicates   int
 	recordErrors int
+	downloads    []store.Download // counted in this batch, logged once it is committed
 }
 
 func sourceLabel(s int) string { return discovery.Source(s).String() }
@@ -74,6 +78,31 @@ func (c *Recorder) apply(tx *store.Tx, batch []probe.Observation) (*batchResult,
 	return r, nil
 }
 
+// sourceOf is the source an observation is counted under.
+func sourceOf(o *probe.Observation) discovery.Source {
+	src := sourceIndex(o.Source)
+	if src == 0 && o.Direction == probe.Incoming {
+		src = int(discovery.SourceIncoming) // the listener may leave Source unset
+	}
+	return discovery.Source(src)
+}
+
+// logDownload writes the audit line of one committed confirmed download: everything in its
+// download log entry but the network, under the peer's pseudonymous key (a prefix of it,
+// enough to find the entry and the peer record).
+func (c *Recorder) logDownload(d *store.Download) {
+	c.log.LogAttrs(context.Background(), slog.LevelInfo, "confirmed download",
+		slog.String("torrent", d.Torrent.String()),
+		slog.String("peer", hex.EncodeToString(d.Peer[:8])),
+		slog.String("country", d.Country),
+		slog.Int("pieces_below", int(d.Below)), slog.Int("pieces_above", int(d.Above)),
+		slog.Int("pieces", int(d.NumPieces)),
+		slog.Time("crossed_at", d.At), slog.Time("window_start", d.WindowStart),
+		slog.Duration("window", d.At.Sub(d.WindowStart)),
+		slog.String("found_by", discovery.Source(d.Source).String()),
+		slog.String("direction", probe.Direction(d.Direction).String()))
+}
+
 // peerPort is the listen port of the observed peer's identity: the dialled port for outgoing
 // sessions, the BEP 10 `p` for incoming ones, 0 when unknown.
 func peerPort(o *probe.Observation) uint16 {
@@ -99,6 +128,9 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 	}
 	addr := o.Addr.Addr().Unmap()
 	port := peerPort(o)
+	if port == 0 {
+		port = c.resolvePort(tx, o, addr)
+	}
 	key := c.store.PeerKey(o.Torrent, addr, port)
 	rec, found, err := tx.Peer(key)
 	if err != nil {
@@ -118,10 +150,7 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 			return nil
 		}
 	}
-	src := sourceIndex(o.Source)
-	if src == 0 && o.Direction == probe.Incoming {
-		src = int(discovery.SourceIncoming) // the listener may leave Source unset
-	}
+	src := int(sourceOf(o))
 	if !found {
 		rec = c.newPeer(o, addr)
 		t := r.delta.Torrents[o.Torrent]
@@ -130,18 +159,25 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 		addNetwork(r.delta, rec.NetLabel, 1, 0)
 		r.firstSeen[src]++
 	}
-	r.observed[src]++
+	if !o.Interim { // a held session's interim report is not a contact of its own
+		r.observed[src]++
+		rec.Contacts++
+	}
 	if src != 0 {
 		rec.Sources |= 1 << src
 	}
 	if o.Client.Family != "" {
 		rec.Client = o.Client.Family
 	}
-	rec.Contacts++
 	if end.After(rec.LastContact) {
 		rec.LastContact = end
 	}
 	c.enrichLater(&rec, addr, r.delta)
+	if port != 0 {
+		if err := c.noteKnownPort(tx, o, addr, port, !found); err != nil {
+			return err
+		}
+	}
 	if o.Known {
 		if err := c.progress(tx, key, &rec, o, addr, port, r); err != nil {
 			return err
@@ -323,6 +359,10 @@ func (c *Recorder) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *pr
 	rec.Flags |= store.FlagConfirmed
 	rec.CrossedAt = pt.At
 	rec.WindowStart = rec.LastBelow
+	seen, err := c.claimPeerID(tx, o, pt.At)
+	if err != nil || seen {
+		return err // the same client's crossing was counted under another identity
+	}
 	count, err := c.claimCrossing(tx, o.Torrent, addr, port)
 	if err != nil || !count {
 		return err
@@ -339,10 +379,13 @@ func (c *Recorder) cross(tx *store.Tx, key store.PeerKey, rec *store.Peer, o *pr
 	}
 	d := store.Download{At: pt.At, WindowStart: rec.WindowStart, Peer: key, Torrent: o.Torrent,
 		Country: rec.Country, Continent: rec.Continent, Speed: ws, MaxSpeed: rec.MaxSpeed,
-		Network: rec.Network, NetLabel: rec.NetLabel}
+		Network: rec.Network, NetLabel: rec.NetLabel,
+		Below: prev.Pieces, Above: pt.Pieces, NumPieces: rec.NumPieces,
+		Source: uint8(sourceOf(o)), Direction: uint8(o.Direction)}
 	if err := tx.LogDownload(&d); err != nil {
 		return fmt.Errorf("writing download log: %w", err)
 	}
+	r.downloads = append(r.downloads, d)
 	return nil
 }
 

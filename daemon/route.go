@@ -58,7 +58,13 @@ func (d *Daemon) routePEX(torrent metainfo.Hash, obs *probe.Observation) {
 
 // probe runs the session the scheduler asks for.
 func (d *Daemon) probe(ctx context.Context, t scheduler.Target) probe.Observation {
-	return d.prober.Probe(ctx, probe.Target{Torrent: t.Torrent, Pieces: d.pieces(t.Torrent), Addr: t.Addr, Source: t.Source, Hints: t.Hints})
+	return d.prober.Probe(ctx, probe.Target{Torrent: t.Torrent, Pieces: d.pieces(t.Torrent), Addr: t.Addr, Source: t.Source,
+		Hints: t.Hints,
+		Watch: probe.WatchInfo{Threshold: t.Threshold, Prev: t.Prev}, OnHold: func(interim probe.Observation) {
+			// The point below the threshold is stored now, not only when the hold ends.
+			_ = d.recorder.Record(context.Background(), interim)
+			t.Hold()
+		}})
 }
 
 // result takes the observation of a session the scheduler started: it is counted,

@@ -30,6 +30,8 @@ var (
 	limitDesc    = metricdef.Desc(subsystem, "sessions_limit", "The most active probe sessions allowed at once.")
 	incomingDesc = metricdef.Desc(subsystem, "incoming_connections_total", "Incoming peer connections accepted by the listener.")
 	rejectedDesc = metricdef.Desc(subsystem, "incoming_rejected_total", "Incoming connections closed before a session, by reason.", "reason")
+	heldDesc     = metricdef.Desc(subsystem, "connections_held", "Probe connections held open to watch a downloading peer cross the threshold.")
+	budgetDesc   = metricdef.Desc(subsystem, "watch_budget", "The most probe connections held open at once (probe.watch_budget).")
 )
 
 // NewMetrics returns the probe metrics of p and l (nil: no listener); limit is the most
@@ -107,7 +109,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.transFB.Describe(ch)
 	m.duration.Describe(ch)
 	m.maxGap.Describe(ch)
-	for _, d := range []*prometheus.Desc{inFlightDesc, limitDesc, incomingDesc, rejectedDesc} {
+	for _, d := range []*prometheus.Desc{inFlightDesc, limitDesc, incomingDesc, rejectedDesc, heldDesc, budgetDesc} {
 		ch <- d
 	}
 }
@@ -122,6 +124,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.maxGap.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(m.prober.active.Load()))
 	ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(m.limit))
+	w := m.prober.cfg.Watch // nil: both 0
+	ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(w.Held()))
+	ch <- prometheus.MustNewConstMetric(budgetDesc, prometheus.GaugeValue, float64(w.Budget()))
 	if m.listener == nil {
 		return
 	}

@@ -150,6 +150,10 @@ type Observation struct {
 	CompleteAgo int // libtorrent `complete_ago` in seconds, -1 when absent
 	PEX         []netip.AddrPort
 	PEXHints    []discovery.Hints // the PEX flags btda uses, one per PEX entry; nil when the peer sent none
-	Messages    int               // messages read in the session
-	Timings     Timings
+	Held        bool              // the connection was held open to watch the peer download (Watcher)
+	// Interim marks a held session's report at the start of its hold (Target.OnHold): its
+	// progress, not a session of its own; the session's final Observation follows.
+	Interim  bool
+	Messages int // messages read in the session
+	Timings  Timings
 }

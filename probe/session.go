@@ -47,6 +47,15 @@ type SessionConfig struct {
 	SendInterested bool          // send `interested` after the handshakes (keeps libtorrent/aria2 from idling us out)
 	KeepAlive      time.Duration // send a keep-alive after this long without writing; 0: never
 
+	// IdleGrace ends a session whose peer showed no movement this long after its initial
+	// report came in (QuietWindow stays the bound for sessions with movement, and for
+	// peers that sent no progress at all). Default DefaultIdleGrace; negative: off (every
+	// session waits out the quiet window).
+	IdleGrace time.Duration
+	// Watch, if set, holds outgoing sessions with downloading peers below the threshold
+	// open past the quiet window (see Watcher and Target.Watch). nil: never.
+	Watch *Watcher
+
 	MaxPEX int // PEX peers kept per session; default DefaultMaxPEX
 
 	// Budget caps the message-body buffer bytes above 17 KiB that all sessions of the
@@ -75,6 +84,9 @@ func (c *SessionConfig) setDefaults() error {
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&c.QuietWindow, DefaultQuietWindow)
 	def(&c.SessionCap, DefaultSessionCap)
+	if c.IdleGrace == 0 {
+		c.IdleGrace = DefaultIdleGrace
+	}
 	if c.MaxMessages <= 0 {
 		c.MaxMessages = DefaultMaxMessages
 	}
@@ -118,6 +130,13 @@ type Target struct {
 	Addr    netip.AddrPort   // where to dial
 	Source  discovery.Source // what led to it, copied into the Observation
 	Hints   discovery.Hints  // how the peer is best reached (PEX flags, or what worked last time)
+
+	// Watch is what decides whether the session is held open (SessionConfig.Watch).
+	// OnHold, if set, is called once when it is, with the session's report so far
+	// (Interim set): the caller records it, so that a crash during a long hold does not
+	// lose the point below the threshold, and may free the session's slot.
+	Watch  WatchInfo
+	OnHold func(interim Observation)
 }
 
 // Prober runs probe sessions. It is safe for concurrent use: the caller bounds how many
@@ -170,7 +189,7 @@ func (p *Prober) Session(ctx context.Context, conn net.Conn, t Target) Observati
 		o.Err = fmt.Errorf("probe: bad target with %d pieces", t.Pieces)
 		return o
 	}
-	p.run(ctx, conn, &o, nil)
+	p.runTarget(ctx, conn, &o, nil, &t)
 	return o
 }
 
@@ -216,13 +235,22 @@ type session struct {
 	peerMD  uint8
 	writeOK bool
 	ka      *time.Timer // keep-alive timer, guarded by wmu
-	done    bool        // the read loop ended; guarded by wmu
+	kaEvery time.Duration
+	done    bool // the read loop ended; guarded by wmu
+
+	target *Target // outgoing sessions started by Probe or Session; nil for incoming
+	hold   *hold   // the connection is held (see watch.go)
 }
 
 // run is the shared part of active and passive sessions: from a connected socket to a
 // finished Observation. For an incoming connection, peerHS is the handshake the listener
 // already read; for an outgoing one it is nil and run exchanges handshakes itself.
 func (p *Prober) run(ctx context.Context, conn net.Conn, o *Observation, peerHS *wire.Handshake) {
+	p.runTarget(ctx, conn, o, peerHS, nil)
+}
+
+// runTarget is run for a session with a Target (which may be held, see watch.go).
+func (p *Prober) runTarget(ctx context.Context, conn net.Conn, o *Observation, peerHS *wire.Handshake, t *Target) {
 	b := p.pool.Get().(*sessionBufs)
 	defer func() {
 		b.br.Reset(nil) // do not keep the connection reachable from the pool
@@ -242,7 +270,7 @@ func (p *Prober) run(ctx context.Context, conn net.Conn, o *Observation, peerHS 
 		defer stop()
 	}
 
-	s := &session{p: p, conn: conn, o: o, b: b, writeOK: true}
+	s := &session{p: p, conn: conn, o: o, b: b, writeOK: true, target: t}
 	s.end = time.Now().Add(p.cfg.SessionCap)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(s.end) {
 		s.end = dl // the caller's deadline acts as a tighter session cap
@@ -335,27 +363,41 @@ func (s *session) read(ctx context.Context) (Outcome, string, error) {
 	cfg, o, b := s.p.cfg, s.o, s.b
 	last := time.Now()
 	if cfg.KeepAlive > 0 && cfg.KeepAlive < cfg.SessionCap {
-		s.wmu.Lock()
-		s.ka = time.AfterFunc(cfg.KeepAlive, s.keepAlive)
-		s.wmu.Unlock()
-		defer func() {
-			s.wmu.Lock()
-			s.done = true
-			s.ka.Stop()
-			s.wmu.Unlock()
-		}()
+		s.startKeepAlive(cfg.KeepAlive)
 	}
+	defer func() {
+		s.wmu.Lock()
+		s.done = true
+		if s.ka != nil {
+			s.ka.Stop()
+		}
+		s.wmu.Unlock()
+		if s.hold != nil {
+			cfg.Watch.release(s.hold)
+		}
+	}()
+	maxMessages := cfg.MaxMessages
 	var m wire.Message
 	for {
-		deadline := minTime(last.Add(cfg.QuietWindow), s.end)
-		if err := s.conn.SetReadDeadline(deadline); err != nil {
+		if err := s.conn.SetReadDeadline(s.deadline(last)); err != nil {
 			return s.readEnd(ctx, err)
 		}
+		if s.evicted() {
+			return OutcomeOK, "", nil // (checked after the deadline is set: see Watcher.acquire)
+		}
 		if err := b.dec.Next(&m); err != nil {
+			if s.hold != nil {
+				return s.holdEnded(ctx, err)
+			}
+			if s.startHold(ctx, err) {
+				// A held session may read a have per piece on top of the usual messages.
+				maxMessages = o.Messages + cfg.MaxMessages + 2*o.NumPieces
+				continue
+			}
 			return s.readEnd(ctx, err)
 		}
 		now := time.Now()
-		if gap := now.Sub(last); gap > o.Timings.MaxGap {
+		if gap := now.Sub(last); gap > o.Timings.MaxGap && s.hold == nil { // (the quiet-window data)
 			o.Timings.MaxGap = gap
 		}
 		last = now
@@ -363,7 +405,10 @@ func (s *session) read(ctx context.Context) (Outcome, string, error) {
 		if v := s.handle(&m, now); v != nil {
 			return OutcomeProtocolViolation, v.Kind, v
 		}
-		if o.Messages >= cfg.MaxMessages {
+		if s.hold != nil && s.crossedOrDone() {
+			return OutcomeOK, "", nil // the crossing is in: Last is its point
+		}
+		if o.Messages >= maxMessages {
 			return OutcomeMessageCap, "", nil
 		}
 	}
@@ -584,8 +629,8 @@ func (s *session) keepAlive() {
 	if s.done || !s.writeOK {
 		return
 	}
-	if since := time.Since(s.lastW); since < s.p.cfg.KeepAlive {
-		s.ka.Reset(s.p.cfg.KeepAlive - since) // we wrote something else meanwhile
+	if since := time.Since(s.lastW); since < s.kaEvery {
+		s.ka.Reset(s.kaEvery - since) // we wrote something else meanwhile
 		return
 	}
 	var ka [4]byte
@@ -595,7 +640,7 @@ func (s *session) keepAlive() {
 		return
 	}
 	s.lastW = time.Now()
-	s.ka.Reset(s.p.cfg.KeepAlive)
+	s.ka.Reset(s.kaEvery)
 }
 
 func minTime(a, b time.Time) time.Time {

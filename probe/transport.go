@@ -203,6 +203,9 @@ func (p *Prober) try(ctx context.Context, t Target, a attempt) (Observation, ret
 	if err != nil {
 		o.Outcome, o.Err = dialOutcome(ctx, err), err
 		o.Timings.Total = o.Timings.Connect
+		if localErrno(err) {
+			p.cfg.Watch.Shed() // held connections give way to new sessions
+		}
 		if o.Outcome == OutcomeRefused || o.Outcome == OutcomeConnectTimeout || o.Outcome == OutcomeUnreachable {
 			return o, retryOtherTransport
 		}
@@ -227,7 +230,7 @@ func (p *Prober) try(ctx context.Context, t Target, a attempt) (Observation, ret
 		}
 		o.Encryption = enc
 	}
-	p.run(ctx, sc, &o, nil)
+	p.runTarget(ctx, sc, &o, nil, &t)
 	if o.Timings.Handshake > 0 || o.Outcome.Reached() {
 		return o, retryNone
 	}

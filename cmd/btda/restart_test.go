@@ -50,6 +50,11 @@ type e2eScenario struct {
 	// below the threshold first however slow the machine is. The truth then depends on
 	// when btda reached each peer: read it after the run (truthNow, waitConfirmed).
 	Anchored bool
+	// IdleTimeout, if set, makes every swarm peer drop a connection on which btda sent
+	// nothing for this long (aria2 drops idle links after 30 s).
+	IdleTimeout time.Duration
+	// PeerFunc, if set, adjusts each peer (swarmtest.Config.PeerFunc).
+	PeerFunc func(p *swarmtest.Peer)
 }
 
 // truthHorizon is the truth window of anchored runs: every scripted crossing happens
@@ -148,6 +153,8 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 		DialOutFraction: 0.3,
 		Redial:          2 * time.Second,
 		CurveFunc:       curves,
+		PeerFunc:        sc.PeerFunc,
+		IdleTimeout:     sc.IdleTimeout,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

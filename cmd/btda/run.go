@@ -217,6 +217,8 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 	dc.Scheduler = scheduler.Config{
 		MaxInFlight:  cfg.Probe.Concurrency,
 		RevisitDelay: time.Duration(cfg.Probe.RevisitDelay),
+		RevisitMin:   time.Duration(cfg.Probe.RevisitMin),
+		Watching:     cfg.Probe.WatchBudget > 0,
 		RetryBase:    time.Duration(cfg.Probe.RetryBackoff),
 		MaxRetries:   cfg.Probe.RetryAttempts,
 		ForgetAfter:  time.Duration(cfg.Probe.ForgetAfter),
@@ -308,6 +310,21 @@ func sessionConfig(cfg *config.Config, port uint16, src srcaddr.Addrs, logger *s
 		MaxMessages:      cfg.Probe.MessageCap,
 		SendInterested:   cfg.Probe.SendInterested,
 		Encryption:       probe.EncryptionPolicy(cfg.Peer.Encryption),
-		Logger:           logger,
+		IdleGrace:        offIfZero(time.Duration(cfg.Probe.IdleGrace)),
+		Watch: probe.NewWatcher(probe.WatchConfig{
+			Budget:    offIfZero(cfg.Probe.WatchBudget),
+			Max:       time.Duration(cfg.Probe.WatchMax),
+			Silence:   time.Duration(cfg.Probe.WatchSilence),
+			KeepAlive: time.Duration(cfg.Probe.WatchKeepAlive),
+		}),
+		Logger: logger,
 	}
+}
+
+// offIfZero maps a configuration's 0 (off) to the library's negative (off; 0 is default).
+func offIfZero[T ~int | ~int64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

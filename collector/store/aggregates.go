@@ -99,6 +99,13 @@ type Host struct {
 	KnownCounted   uint32 // crossings counted for identities with a known port
 	UnknownCounted bool   // the unknown-port identity's crossing was counted
 	Claimed        bool   // a known-port crossing was merged into the unknown-port count
+
+	// The known-port identities at (torrent, IP), so that an incoming session without a
+	// port can be given the one it belongs to (host record version 1; older records read
+	// as none known).
+	KnownPorts uint32  // known-port identities stored
+	Port       uint16  // the first one's port
+	PeerID     [8]byte // a keyed hash of the peer_id its last session showed (zero: none)
 }
 
 func (h Host) marshal() []byte {
@@ -110,16 +117,30 @@ func (h Host) marshal() []byte {
 	if h.Claimed {
 		f |= 2
 	}
-	return append(b, f)
+	b = append(b, f)
+	b = binary.BigEndian.AppendUint32(b, h.KnownPorts)
+	b = binary.BigEndian.AppendUint16(b, h.Port)
+	return append(b, h.PeerID[:]...)
 }
 
+// hostLen and hostLenV0 are the sizes of a host record now and before the known ports.
+const (
+	hostLenV0 = 5
+	hostLen   = hostLenV0 + 4 + 2 + 8
+)
+
 func (h *Host) unmarshal(b []byte) error {
-	if len(b) != 5 || b[4]&^3 != 0 {
-		return fmt.Errorf("host record: %d bytes, want 5 with flags 0-3", len(b))
+	if (len(b) != hostLenV0 && len(b) != hostLen) || b[4]&^3 != 0 {
+		return fmt.Errorf("host record: %d bytes, want %d or %d with flags 0-3", len(b), hostLenV0, hostLen)
 	}
 	h.KnownCounted = binary.BigEndian.Uint32(b)
 	h.UnknownCounted = b[4]&1 != 0
 	h.Claimed = b[4]&2 != 0
+	if len(b) == hostLen {
+		h.KnownPorts = binary.BigEndian.Uint32(b[5:])
+		h.Port = binary.BigEndian.Uint16(b[9:])
+		copy(h.PeerID[:], b[11:])
+	}
 	return nil
 }
 
@@ -135,7 +156,19 @@ type Download struct {
 	MaxSpeed    float64      // the peer's highest speed seen up to the crossing
 	Network     netip.Prefix // anonymized network
 	NetLabel    string       // ASN organisation or registered domain, "" unknown
+
+	// The audit fields (download log version 1; entries written before read as zero).
+	Below     uint32 // pieces at the point before the crossing (at WindowStart when nothing came between)
+	Above     uint32 // pieces at At, at or above it
+	NumPieces uint32 // the torrent's piece count
+	Source    uint8  // discovery.Source of the crossing session
+	Direction uint8  // probe.Direction of the crossing session
 }
+
+// downloadVersion follows the version-0 fields of a download log entry. Version 0 entries
+// end after net_label; later versions append the version byte and their fields, so a
+// reader of any version reads every older entry.
+const downloadVersion = 1
 
 func (d *Download) key() []byte {
 	k := binary.BigEndian.AppendUint64(make([]byte, 0, 24), uint64(d.At.UnixNano()))
@@ -152,7 +185,11 @@ func (d *Download) marshal() []byte {
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(d.MaxSpeed))
 	b = putPrefix(b, d.Network)
 	b = putString(b, d.NetLabel)
-	return b
+	b = append(b, downloadVersion)
+	b = binary.AppendUvarint(b, uint64(d.Below))
+	b = binary.AppendUvarint(b, uint64(d.Above))
+	b = binary.AppendUvarint(b, uint64(d.NumPieces))
+	return append(b, d.Source, d.Direction)
 }
 
 // UnmarshalDownload decodes a download log entry from its key and value.
@@ -180,6 +217,22 @@ func UnmarshalDownload(k, v []byte) (Download, error) {
 	d.Network = dec.prefix()
 	dec.f = "net_label"
 	d.NetLabel = dec.string()
+	if dec.err == nil && len(dec.b) > 0 {
+		dec.f = "version"
+		if v := dec.byte1(); v != downloadVersion {
+			return Download{}, fmt.Errorf("download log: unknown entry version %d", v)
+		}
+		dec.f = "below"
+		d.Below = uint32(dec.uvarint(math.MaxUint32))
+		dec.f = "above"
+		d.Above = uint32(dec.uvarint(math.MaxUint32))
+		dec.f = "num_pieces"
+		d.NumPieces = uint32(dec.uvarint(math.MaxUint32))
+		dec.f = "source"
+		d.Source = dec.byte1()
+		dec.f = "direction"
+		d.Direction = dec.byte1()
+	}
 	if dec.err != nil {
 		return Download{}, fmt.Errorf("download log: %w", dec.err)
 	}

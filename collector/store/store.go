@@ -41,9 +41,12 @@ var (
 	bucketCountries = []byte("agg_country")
 	bucketNetworks  = []byte("agg_network")
 	bucketDownloads = []byte("downloads")
+	// bucketClaims: crossings by (torrent, peer_id), added without a schema change (a
+	// store without it gets it at open).
+	bucketClaims = []byte("claims")
 
 	allBuckets = [][]byte{bucketMeta, bucketPeers, bucketHosts, bucketTorrents,
-		bucketConfirmed, bucketCountries, bucketNetworks, bucketDownloads}
+		bucketConfirmed, bucketCountries, bucketNetworks, bucketDownloads, bucketClaims}
 
 	keySchema  = []byte("schema")
 	keySecret  = []byte("secret")
@@ -176,6 +179,9 @@ func (s *Store) init() error {
 			return fmt.Errorf("store %s: secret has %d bytes, want 32", s.path, len(sec))
 		}
 		s.secret = bytes.Clone(sec)
+		if _, err := tx.CreateBucketIfNotExists(bucketClaims); err != nil {
+			return fmt.Errorf("store %s: create bucket %s: %w", s.path, bucketClaims, err)
+		}
 		for _, b := range allBuckets {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("store %s: bucket %s is missing", s.path, b)
@@ -231,20 +237,60 @@ func (s *Store) HostKey(t metainfo.Hash, a netip.Addr) HostKey {
 	return k
 }
 
+// ClaimKey is the pseudonymous key of one (torrent, peer_id).
+type ClaimKey [16]byte
+
+// ClaimKey returns the keyed hash of (torrent, peer_id), in its own domain.
+func (s *Store) ClaimKey(t metainfo.Hash, peerID [20]byte) ClaimKey {
+	m := hmac.New(sha256.New, s.secret)
+	var buf [1 + 20 + 20]byte
+	buf[0] = 'c'
+	copy(buf[1:], t[:])
+	copy(buf[21:], peerID[:])
+	m.Write(buf[:])
+	var k ClaimKey
+	copy(k[:], m.Sum(nil))
+	return k
+}
+
+// PeerIDTag is a short keyed hash of a peer_id, to recognise it again without storing it.
+func (s *Store) PeerIDTag(peerID [20]byte) [8]byte {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte{'i'})
+	m.Write(peerID[:])
+	var tag [8]byte
+	copy(tag[:], m.Sum(nil))
+	return tag
+}
+
+// Claim reads when a crossing was counted for (torrent, peer_id); ok is false when none was.
+func (t *Tx) Claim(k ClaimKey) (at time.Time, ok bool) {
+	v := t.claims.Get(k[:])
+	if len(v) != 8 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(), true
+}
+
+// PutClaim records that a crossing at at was counted for (torrent, peer_id).
+func (t *Tx) PutClaim(k ClaimKey, at time.Time) error {
+	return t.claims.Put(k[:], binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())))
+}
+
 // Tx is one store transaction.
 type Tx struct {
 	tx                  *bolt.Tx
 	peers, hosts        *bolt.Bucket
 	torrents, confirmed *bolt.Bucket
 	countries, nets     *bolt.Bucket
-	downloads           *bolt.Bucket
+	downloads, claims   *bolt.Bucket
 }
 
 func wrap(tx *bolt.Tx) *Tx {
 	return &Tx{tx: tx, peers: tx.Bucket(bucketPeers), hosts: tx.Bucket(bucketHosts),
 		torrents: tx.Bucket(bucketTorrents), confirmed: tx.Bucket(bucketConfirmed),
 		countries: tx.Bucket(bucketCountries), nets: tx.Bucket(bucketNetworks),
-		downloads: tx.Bucket(bucketDownloads)}
+		downloads: tx.Bucket(bucketDownloads), claims: tx.Bucket(bucketClaims)}
 }
 
 // Update runs fn in a write transaction and commits it if fn returns nil.

@@ -271,6 +271,7 @@ func TestBeforeCommitAborts(t *testing.T) {
 
 func FuzzHostRecord(f *testing.F) {
 	f.Add(Host{KnownCounted: 3, UnknownCounted: true, Claimed: true}.marshal())
+	f.Add(Host{KnownCounted: 1, KnownPorts: 2, Port: 6881, PeerID: [8]byte{1, 2}}.marshal())
 	f.Add([]byte{0, 0, 0, 0, 4})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -278,8 +279,46 @@ func FuzzHostRecord(f *testing.F) {
 		if err := h.unmarshal(in); err != nil {
 			return
 		}
-		if got := h.marshal(); !reflect.DeepEqual(got, in) {
+		got := h.marshal()
+		if len(in) == hostLenV0 { // an old record gains zero known ports
+			in = append(in[:hostLenV0:hostLenV0], make([]byte, hostLen-hostLenV0)...)
+		}
+		if !reflect.DeepEqual(got, in) {
 			t.Fatalf("%x re-encodes as %x", in, got)
 		}
 	})
+}
+
+func TestDownloadLogVersions(t *testing.T) {
+	d := Download{At: time.Unix(1700000000, 5).UTC(), WindowStart: time.Unix(1699999990, 0).UTC(),
+		Peer: PeerKey{7}, Torrent: metainfo.Hash{3}, Country: "FR", Continent: "EU", Speed: 3, MaxSpeed: 4,
+		Network: netip.MustParsePrefix("192.0.2.0/24"), NetLabel: "x",
+		Below: 40, Above: 64, NumPieces: 64, Source: 2, Direction: 1}
+	got, err := UnmarshalDownload(d.key(), d.marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, d) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, d)
+	}
+	// A version-0 entry (written before the audit fields) ends after net_label.
+	v0 := d.marshal()
+	v0 = v0[:len(v0)-1-1-1-1-2] // version, three one-byte varints, source, direction
+	old, err := UnmarshalDownload(d.key(), v0)
+	if err != nil {
+		t.Fatalf("version 0 entry: %v", err)
+	}
+	want := d
+	want.Below, want.Above, want.NumPieces, want.Source, want.Direction = 0, 0, 0, 0, 0
+	if !reflect.DeepEqual(old, want) {
+		t.Fatalf("version 0:\n got %+v\nwant %+v", old, want)
+	}
+	for name, v := range map[string][]byte{
+		"unknown version": append(v0[:len(v0):len(v0)], 9, 1, 1, 1, 0, 0),
+		"truncated":       d.marshal()[:len(d.marshal())-1],
+	} {
+		if _, err := UnmarshalDownload(d.key(), v); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
 }

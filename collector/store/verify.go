@@ -485,6 +485,10 @@ func checkRecord(bucket string, k, v []byte) error {
 		if _, err := UnmarshalDownload(k, v); err != nil {
 			return err
 		}
+	case string(bucketClaims):
+		if len(k) != len(ClaimKey{}) || len(v) != 8 {
+			return fmt.Errorf("claim: key %d bytes, value %d bytes, want %d and 8", len(k), len(v), len(ClaimKey{}))
+		}
 	case string(bucketTorrents):
 		if len(k) != 20 || len(v) != 32 {
 			return fmt.Errorf("torrent aggregate: key %d bytes, value %d bytes, want 20 and 32", len(k), len(v))

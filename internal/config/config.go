@@ -126,6 +126,12 @@ type Probe struct {
 	DialRate         float64  `yaml:"dial_rate"`         // new: global dials per second, 0 = unlimited
 	ForgetAfter      Duration `yaml:"forget_after"`      // new: evict peers unseen this long
 	SendInterested   bool     `yaml:"send_interested"`   // new: keeps libtorrent/aria2 peers from idling us out
+	IdleGrace        Duration `yaml:"idle_grace"`        // new: end sessions without movement early; 0 = off
+	RevisitMin       Duration `yaml:"revisit_min"`       // new: floor of an ETA-timed revisit
+	WatchBudget      int      `yaml:"watch_budget"`      // new: connections held to watch downloading peers; 0 = off
+	WatchMax         Duration `yaml:"watch_max"`         // new: longest hold of one connection
+	WatchSilence     Duration `yaml:"watch_silence"`     // new: a held connection silent this long ends
+	WatchKeepAlive   Duration `yaml:"watch_keepalive"`   // new: keep-alive interval of held connections
 }
 
 // Trackers configures HTTP and UDP tracker announces and scrapes.
@@ -189,6 +195,12 @@ func Default() Config {
 			RetryBackoff:     Duration(scheduler.DefaultRetryBase),
 			ForgetAfter:      Duration(scheduler.DefaultForgetAfter),
 			SendInterested:   true, // off in the library, whose callers may not want it
+			IdleGrace:        Duration(probe.DefaultIdleGrace),
+			RevisitMin:       Duration(scheduler.DefaultMinRevisit),
+			WatchBudget:      probe.DefaultWatchBudget,
+			WatchMax:         Duration(probe.DefaultWatchMax),
+			WatchSilence:     Duration(probe.DefaultWatchSilence),
+			WatchKeepAlive:   Duration(probe.DefaultWatchKeepAlive),
 		},
 		Trackers: Trackers{Enabled: true, RequestInterval: Duration(tracker.DefaultInterval),
 			Timeout: Duration(tracker.DefaultTimeout), NumWant: tracker.DefaultNumWant},
@@ -306,6 +318,9 @@ func (c *Config) Validate() error {
 	if c.Probe.RetryAttempts < 0 {
 		bad("probe.retry_attempts", "must not be negative, got %d", c.Probe.RetryAttempts)
 	}
+	if c.Probe.WatchBudget < 0 {
+		bad("probe.watch_budget", "must not be negative, got %d", c.Probe.WatchBudget)
+	}
 	if c.Probe.DialRate < 0 {
 		bad("probe.dial_rate", "must not be negative, got %v", c.Probe.DialRate)
 	}
@@ -317,6 +332,10 @@ func (c *Config) Validate() error {
 		"probe.revisit_delay":       c.Probe.RevisitDelay,
 		"probe.retry_backoff":       c.Probe.RetryBackoff,
 		"probe.forget_after":        c.Probe.ForgetAfter,
+		"probe.revisit_min":         c.Probe.RevisitMin,
+		"probe.watch_max":           c.Probe.WatchMax,
+		"probe.watch_silence":       c.Probe.WatchSilence,
+		"probe.watch_keepalive":     c.Probe.WatchKeepAlive,
 		"trackers.request_interval": c.Trackers.RequestInterval,
 		"trackers.timeout":          c.Trackers.Timeout,
 		"dht.request_interval":      c.DHT.RequestInterval,

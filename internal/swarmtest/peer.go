@@ -33,6 +33,13 @@ type Peer struct {
 	DialOut bool
 	// LazyHidden is how many pieces a lazy seed leaves out of its bitfield.
 	LazyHidden int
+	// DialFrom, if valid, is the address a DialOut peer's connections leave from instead
+	// of its listen address (a client behind a second interface, like ctorrent here); such
+	// a peer tells no `p` on them, so the reader cannot link the two addresses by port.
+	DialFrom netip.Addr
+	// FixedPeerID makes the peer use one peer_id for all its connections, as Transmission,
+	// rtorrent, aria2 and ctorrent do (libtorrent draws one per connection, the default).
+	FixedPeerID bool
 
 	behaviour Behaviour
 	permA     int // pieces are acquired in the order (permA·i + permB) mod Pieces
@@ -62,6 +69,29 @@ func (p *Peer) curveTime(t time.Duration) time.Duration {
 		return -1
 	}
 	return t - a
+}
+
+// left reports whether the peer has left the swarm by swarm time t (Curve.LeaveAt).
+func (p *Peer) left(t time.Duration) bool {
+	if p.Curve.LeaveAt <= 0 {
+		return false
+	}
+	if _, ok := p.FirstContact(); !ok && p.Curve.Anchored {
+		return false // its clock has not started
+	}
+	return p.curveTime(t) >= p.Curve.LeaveAt
+}
+
+// leaveTime is the swarm time the peer leaves (ok false: never, or not known yet).
+func (p *Peer) leaveTime() (time.Duration, bool) {
+	if p.Curve.LeaveAt <= 0 {
+		return 0, false
+	}
+	if !p.Curve.Anchored {
+		return p.Curve.LeaveAt, true
+	}
+	a, ok := p.FirstContact()
+	return a + p.Curve.LeaveAt, ok
 }
 
 // Progress is the single source of truth: the number of pieces peer p has at
@@ -157,6 +187,9 @@ func (s *Swarm) serve(ctx context.Context, p *Peer, conn net.Conn, outgoing bool
 	s.stats.sessions.Add(1)
 	ss := &session{s: s, p: p, conn: conn, outgoing: outgoing, extReady: make(chan struct{})}
 	b := p.behaviour
+	if p.left(s.Elapsed()) {
+		return // gone: the connection closes at once
+	}
 	switch p.Profile {
 	case AcceptClose, Refuse:
 		return
@@ -225,7 +258,11 @@ func (ss *session) handshake() error {
 		mine.reserved[reservedFast] |= maskDHT
 	}
 	copy(mine.peerID[:], b.PeerPrefix)
-	_, _ = rand.Read(mine.peerID[len(b.PeerPrefix):]) // a fresh id per connection, as libtorrent does
+	if p.FixedPeerID {
+		copy(mine.peerID[len(b.PeerPrefix):], fmt.Sprintf("%012d", p.Index))
+	} else {
+		_, _ = rand.Read(mine.peerID[len(b.PeerPrefix):]) // a fresh id per connection, as libtorrent does
+	}
 	_ = ss.conn.SetDeadline(time.Now().Add(ss.s.cfg.HandshakeTimeout))
 	defer func() { _ = ss.conn.SetDeadline(time.Time{}) }() // a dead conn fails on its next read anyway
 	var theirs handshake
@@ -320,7 +357,8 @@ func (ss *session) extHandshake() []byte {
 	}
 	// Dial-out peers always tell their listen port, so the reader can key
 	// the incoming connection by (IP, listen port).
-	if b.SendPort || ss.outgoing {
+	// A peer connecting from a second address tells no port (ctorrent has no BEP 10).
+	if !p.DialFrom.IsValid() && (b.SendPort || ss.outgoing) {
 		d["p"] = int(p.Addr.Port())
 	}
 	if b.ReqQ {
@@ -343,6 +381,12 @@ func (ss *session) progressLoop(ctx context.Context, t time.Duration, cur int) {
 	if !ss.remoteExtOK {
 		extReady = nil // no extension handshake will come
 	}
+	var leave <-chan struct{}
+	if at, ok := p.leaveTime(); ok {
+		var stopLeave func()
+		leave, stopLeave = ss.s.clock.At(ss.s.start.Add(at))
+		defer stopLeave()
+	}
 	for {
 		var fire <-chan struct{}
 		stop := func() {}
@@ -353,6 +397,9 @@ func (ss *session) progressLoop(ctx context.Context, t time.Duration, cur int) {
 		case <-ctx.Done():
 			stop()
 			return
+		case <-leave:
+			stop()
+			return // the peer quit
 		case <-ka.C:
 			stop()
 			if ss.write([]byte{0, 0, 0, 0}) != nil {

@@ -24,6 +24,10 @@ type Curve struct {
 	RegressAt time.Duration `json:"regress_at_ns,omitempty"`
 	RegressBy int           `json:"regress_by,omitempty"`
 	Anchored  bool          `json:"anchored,omitempty"`
+	// LeaveAt, if positive, is when (on the curve's clock) the peer leaves the swarm: it
+	// closes its connections, refuses new ones and stops dialling, like a client that
+	// quits soon after it finished. Its crossing, if before, still counts.
+	LeaveAt time.Duration `json:"leave_at_ns,omitempty"`
 }
 
 // active is the progressing time elapsed by t, with the stall cut out.

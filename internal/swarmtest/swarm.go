@@ -85,6 +85,9 @@ type Config struct {
 	// CurveFunc, if set, may replace a peer's drawn curve (tests that need
 	// exact scenarios); it is called once per peer during Start.
 	CurveFunc func(p *Peer) (Curve, bool) `yaml:"-"`
+	// PeerFunc, if set, is called once per peer during Start after its curve and DialOut
+	// are drawn; it may change DialOut, DialFrom, FixedPeerID and the curve.
+	PeerFunc func(p *Peer) `yaml:"-"`
 }
 
 // TrackerConfig configures the swarm's tracker.
@@ -400,6 +403,10 @@ func (s *Swarm) build() error {
 			}
 		}
 		p.DialOut = cfg.DialOut != "" && p.Profile != Refuse && r.Float64() < cfg.DialOutFraction
+		if cfg.PeerFunc != nil {
+			cfg.PeerFunc(p)
+			p.DialOut = p.DialOut && cfg.DialOut != ""
+		}
 		s.peers = append(s.peers, p)
 		s.byTor[t.Index] = append(s.byTor[t.Index], p)
 	}
@@ -639,13 +646,20 @@ func (s *Swarm) dialLoop(p *Peer) {
 		case <-time.After(delay):
 		}
 		delay = s.cfg.Redial
+		if p.left(s.Elapsed()) {
+			return // the peer quit
+		}
 		select {
 		case s.conns <- struct{}{}:
 		default:
 			s.stats.rejected.Add(1)
 			continue
 		}
-		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(p.Addr.Addr(), 0))}
+		from := p.Addr.Addr()
+		if p.DialFrom.IsValid() {
+			from = p.DialFrom
+		}
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))}
 		conn, err := d.DialContext(s.ctx, "tcp4", s.cfg.DialOut)
 		if err != nil {
 			<-s.conns

@@ -61,7 +61,11 @@ func (s *Scheduler) dispatchLocked(ctx context.Context, now int64) (wait time.Du
 			Sources: e.sources,
 			Attempt: int(e.fails) + 1,
 			Revisit: e.flags&flReached != 0,
-			Hints:   e.hints,
+			Hints:   e.hints(),
+
+			Threshold: s.torrents[e.torrent].threshold,
+			Prev:      s.prevPoint(e),
+			Hold:      func() { s.held(i) },
 		}
 		s.launch(ctx, i, t)
 	}
@@ -114,13 +118,13 @@ func (s *Scheduler) finish(i uint32, t Target, obs probe.Observation) {
 	s.mu.Lock()
 	now := s.now()
 	e := &s.ents[i]
-	ws := s.busy[e.ip]
-	delete(s.busy, e.ip)
-	for _, w := range ws {
-		// Re-queue with their old due time: they were due already.
-		s.enqueue(w, s.ents[w].due, s.ents[w].flags&flNewQueue != 0)
+	if e.flags&flHeld != 0 {
+		e.flags &^= flHeld // its slot and IP were freed when the hold began
+		s.st.Held--
+	} else {
+		s.releaseIP(e.ip)
+		s.inFlight--
 	}
-	s.inFlight--
 	if e.flags&flOrphan != 0 {
 		*e = entry{}
 		s.free = append(s.free, i)
@@ -163,8 +167,12 @@ func (s *Scheduler) result(i uint32, obs probe.Observation, now int64) {
 	default:
 		e.fails = 0
 		e.flags |= flReached
-		e.lastOK = secs(now)
-		e.hints = obs.Hints() // revisits go straight to what worked
+		e.setHints(obs.Hints()) // revisits go straight to what worked
+		at := now
+		if obs.Known {
+			at = pointTime(obs, now)
+		}
+		delay := s.revisitAfter(e, obs, at, s.torrents[e.torrent].threshold)
 		if obs.Flags.UploadOnly || obs.Flags.Seed {
 			if e.seedSince == 0 {
 				e.seedSince = secs(now) + 1
@@ -178,7 +186,7 @@ func (s *Scheduler) result(i uint32, obs probe.Observation, now int64) {
 			s.st.Done++
 			return
 		}
-		s.enqueue(i, now+int64(s.cfg.RevisitDelay), false)
+		s.enqueue(i, now+int64(delay), false)
 	}
 }
 

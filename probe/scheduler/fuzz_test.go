@@ -14,7 +14,7 @@ import (
 func (s *Scheduler) check() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	live, inFlight, done, givenUp, waiting := 0, 0, 0, 0, 0
+	live, inFlight, held, done, givenUp, waiting := 0, 0, 0, 0, 0, 0
 	busyIPs := map[[16]byte]bool{}
 	for i := range s.ents {
 		e := &s.ents[i]
@@ -42,6 +42,10 @@ func (s *Scheduler) check() error {
 				return fmt.Errorf("queued entry %d not at its heap position", i)
 			}
 		case stInFlight:
+			if e.flags&flHeld != 0 {
+				held++ // a held connection holds neither a slot nor its IP
+				break
+			}
 			inFlight++
 			if busyIPs[e.ip] {
 				return fmt.Errorf("two sessions to one IP")
@@ -63,6 +67,9 @@ func (s *Scheduler) check() error {
 	}
 	if inFlight != s.inFlight || inFlight > s.cfg.MaxInFlight {
 		return fmt.Errorf("in flight: %d entries, counter %d, limit %d", inFlight, s.inFlight, s.cfg.MaxInFlight)
+	}
+	if held != s.st.Held {
+		return fmt.Errorf("held: %d entries, counter %d", held, s.st.Held)
 	}
 	if done != s.st.Done || givenUp != s.st.GivenUp {
 		return fmt.Errorf("done %d/%d, given up %d/%d", done, s.st.Done, givenUp, s.st.GivenUp)

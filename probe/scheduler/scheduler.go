@@ -61,6 +61,14 @@ type Target struct {
 	Attempt int              // 1 for a first try; n for the n-th consecutive try after failures
 	Revisit bool             // the peer was reached at least once before
 	Hints   discovery.Hints  // how to reach it: what worked last time, else what its sources said
+
+	// For the session's watch decision (probe.WatchInfo): the torrent's threshold in
+	// pieces (0: unknown) and the peer's last progress point (zero: none).
+	Threshold int
+	Prev      probe.Point
+	// Hold frees the session's slot and its IP while its connection is held open to
+	// watch the peer (probe.Target.OnHold); the session still ends through OnResult.
+	Hold func()
 }
 
 // ProbeFunc runs one session. It must return when ctx is cancelled.
@@ -96,9 +104,17 @@ type Config struct {
 	// they have been due for longer than this before it; so new peers come first, yet a
 	// steady stream of them cannot starve revisits. Negative: new first only on ties.
 	NewHeadStart time.Duration
-	RevisitDelay time.Duration // from the end of a session that reached the peer to the next
-	RetryBase    time.Duration // first retry delay after a failed contact; doubles each time
-	RetryMax     time.Duration // cap of the retry delay
+	// RevisitDelay is the longest delay from the end of a session that reached the peer to
+	// the next; RevisitMin the shortest (see revisit.go: downloading peers are revisited
+	// shortly after their estimated crossing).
+	RevisitDelay time.Duration
+	RevisitMin   time.Duration
+	// Watching says the prober holds sessions with downloading peers open until they cross
+	// (probe.Watcher): a downloading peer is then revisited before its estimated crossing,
+	// so that the visit finds it still below and can watch it cross, rather than after.
+	Watching  bool
+	RetryBase time.Duration // first retry delay after a failed contact; doubles each time
+	RetryMax  time.Duration // cap of the retry delay
 	// MaxRetries is how many consecutive failed contacts are retried before the peer is
 	// given up. A new sighting of a given-up peer revives it with a fresh retry budget
 	// (a source still reports it, so it may be back). Negative: no retries.
@@ -156,7 +172,7 @@ func New(cfg Config) (*Scheduler, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"RevisitDelay", cfg.RevisitDelay}, {"RetryBase", cfg.RetryBase}, {"RetryMax", cfg.RetryMax},
+	}{{"RevisitDelay", cfg.RevisitDelay}, {"RevisitMin", cfg.RevisitMin}, {"RetryBase", cfg.RetryBase}, {"RetryMax", cfg.RetryMax},
 		{"SeedLikeFor", cfg.SeedLikeFor}, {"ForgetAfter", cfg.ForgetAfter}, {"ShutdownGrace", cfg.ShutdownGrace}} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("scheduler: Config.%s is negative (%v)", d.name, d.v)
@@ -178,6 +194,10 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.RevisitDelay == 0 {
 		cfg.RevisitDelay = DefaultRevisitDelay
 	}
+	if cfg.RevisitMin == 0 {
+		cfg.RevisitMin = DefaultMinRevisit
+	}
+	cfg.RevisitMin = min(cfg.RevisitMin, cfg.RevisitDelay)
 	if cfg.RetryBase == 0 {
 		cfg.RetryBase = DefaultRetryBase
 	}

@@ -224,7 +224,8 @@ func TestNewBeforeRevisit(t *testing.T) {
 		{"long head start", time.Hour, 50 * time.Minute, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, Config{MaxInFlight: 1, NewHeadStart: tc.headStart})
+			// (RevisitMin = RevisitDelay: every revisit comes after the delay; see revisit_test.go)
+			h := newHarness(t, Config{MaxInFlight: 1, NewHeadStart: tc.headStart, RevisitMin: DefaultRevisitDelay})
 			h.add(0, "10.0.0.1:1", discovery.SourceTracker)
 			l := h.stepOne(ap("10.0.0.1:1"))
 			h.finish(l, probe.OutcomeOK, pieces(10))
@@ -250,7 +251,7 @@ func TestNewBeforeRevisit(t *testing.T) {
 func TestRevisitAfterDelay(t *testing.T) {
 	for _, delay := range []time.Duration{time.Second, DefaultRevisitDelay, 13 * time.Minute} {
 		t.Run(delay.String(), func(t *testing.T) {
-			h := newHarness(t, Config{RevisitDelay: delay})
+			h := newHarness(t, Config{RevisitDelay: delay, RevisitMin: delay})
 			h.add(0, "10.0.0.1:1", discovery.SourceTracker)
 			l := h.stepOne(ap("10.0.0.1:1"))
 			h.clk.Advance(7 * time.Second) // a long session: the delay counts from its end

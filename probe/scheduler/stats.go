@@ -8,7 +8,8 @@ type Stats struct {
 	Known     int // known peers (every state)
 	Queued    int // entries waiting in the heaps
 	Due       int // queued entries due now
-	InFlight  int // sessions running
+	InFlight  int // sessions running, held ones excepted
+	Held      int // sessions whose connection is held open to watch the peer
 	Limit     int // MaxInFlight
 	WaitingIP int // due entries parked until their IP's session ends
 	Done      int // peers no longer revisited

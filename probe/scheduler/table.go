@@ -29,25 +29,29 @@ const (
 	flNewQueue uint8 = 1 << iota // queued in the new-peer heap (else the revisit heap)
 	flReached                    // reached at least once
 	flOrphan                     // its torrent was removed while the session ran
+	flHintEncryption             // how to reach it (discovery.HintEncryption): sources' hints until reached, then what worked
+	flHintUTP                    // how to reach it (discovery.HintUTP), likewise
+	flHeld                       // its session's connection is held open (slot and IP freed)
 )
 
 // entry is one known peer. It holds no pointer so the GC never scans the table, and it
 // is kept small: 56 bytes.
 type entry struct {
-	ip        [16]byte
-	due       int64 // nanoseconds since base
-	torrent   uint32
-	heapIdx   int32
-	lastSeen  int32 // seconds since base, last sighting
-	lastOK    int32 // seconds since base, last contact that reached the peer
-	seedSince int32 // seconds since base + 1 (0: not seed-like)
-	port      uint16
-	sources   SourceSet
-	first     discovery.Source
-	state     uint8
-	fails     uint8
-	flags     uint8
-	hints     discovery.Hints // how to reach it: sources' hints until reached, then what worked
+	ip         [16]byte
+	due        int64 // nanoseconds since base
+	torrent    uint32
+	heapIdx    int32
+	lastSeen   int32  // seconds since base, last sighting
+	lastOK     int32  // seconds since base, last contact that reached the peer (its last point's time)
+	seedSince  int32  // seconds since base + 1 (0: not seed-like)
+	lastPieces uint32 // pieces at the last progress point + 1 (0: none), see revisit.go
+	port       uint16
+	sources    SourceSet
+	first      discovery.Source
+	state      uint8
+	fails      uint8
+	flags      uint8
+	quiet      uint8 // reached sessions in a row without progress (no_progress)
 }
 
 type peerKey struct {
@@ -216,7 +220,7 @@ func (s *Scheduler) add(sg discovery.Sighting, now int64) bool {
 		e.sources |= sourceBit(sg.Source)
 		e.lastSeen = secs(now)
 		if e.flags&flReached == 0 {
-			e.hints |= sg.Hints // what worked, once known, outranks what sources say
+			e.setHints(e.hints() | sg.Hints) // what worked, once known, outranks what sources say
 		}
 		if e.state == stGivenUp {
 			// A source still reports it: it may be back. Fresh retry budget.
@@ -235,7 +239,7 @@ func (s *Scheduler) add(sg discovery.Sighting, now int64) bool {
 	e := &s.ents[i]
 	e.first = sg.Source
 	e.sources = sourceBit(sg.Source)
-	e.hints = sg.Hints
+	e.setHints(sg.Hints)
 	s.enqueue(i, now, true)
 	s.st.New[sg.Source]++
 	return true
@@ -301,7 +305,7 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 	e.sources |= sourceBit(discovery.SourceIncoming)
 	e.lastSeen = secs(now)
 	if e.flags&flReached == 0 {
-		e.hints = obs.Hints() // how the peer reached us is the best guess until we reach it
+		e.setHints(obs.Hints()) // how the peer reached us is the best guess until we reach it
 	}
 	switch e.state {
 	case stInFlight, stDone:
@@ -315,4 +319,26 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 		s.st.Revived++
 	}
 	s.result(i, obs, now)
+}
+
+// hints returns how to reach the peer, kept in two bits of flags so the entry stays small.
+func (e *entry) hints() discovery.Hints {
+	var h discovery.Hints
+	if e.flags&flHintEncryption != 0 {
+		h |= discovery.HintEncryption
+	}
+	if e.flags&flHintUTP != 0 {
+		h |= discovery.HintUTP
+	}
+	return h
+}
+
+func (e *entry) setHints(h discovery.Hints) {
+	e.flags &^= flHintEncryption | flHintUTP
+	if h&discovery.HintEncryption != 0 {
+		e.flags |= flHintEncryption
+	}
+	if h&discovery.HintUTP != 0 {
+		e.flags |= flHintUTP
+	}
 }
