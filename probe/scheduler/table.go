@@ -26,12 +26,12 @@ const (
 
 // Entry flags.
 const (
-	flNewQueue uint8 = 1 << iota // queued in the new-peer heap (else the revisit heap)
-	flReached                    // reached at least once
-	flOrphan                     // its torrent was removed while the session ran
-	flHintEncryption             // how to reach it (discovery.HintEncryption): sources' hints until reached, then what worked
-	flHintUTP                    // how to reach it (discovery.HintUTP), likewise
-	flHeld                       // its session's connection is held open (slot and IP freed)
+	flNewQueue       uint8 = 1 << iota // queued in the new-peer heap (else the revisit heap)
+	flReached                          // reached at least once
+	flOrphan                           // its torrent was removed while the session ran
+	flHintEncryption                   // how to reach it (discovery.HintEncryption): sources' hints until reached, then what worked
+	flHintUTP                          // how to reach it (discovery.HintUTP), likewise
+	flHeld                             // its session's connection is held open (slot and IP freed)
 )
 
 // entry is one known peer. It holds no pointer so the GC never scans the table, and it
