@@ -31,7 +31,8 @@ import (
 //
 //   - encrypted: every session forces MSE/PE with RC4 (pe_forced both ways), over TCP. btda keeps
 //     its default peer.encryption (prefer_plaintext) and must fall back to MSE by itself.
-//   - utp: the leechers speak uTP only (TCP off both ways).
+//     An aria2c leecher requiring RC4 joins it (where installed).
+//   - utp: the leechers speak uTP only (TCP off both ways); the torrent is hybrid (v1+v2).
 func TestRealSwarm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the real swarm takes a few minutes")
@@ -78,13 +79,16 @@ func runRealSwarm(t *testing.T, mode string) {
 	}
 	t.Cleanup(tr.Close)
 
+	// The encrypted swarm's torrent is v1 because aria2 1.36 joins it and never joins a hybrid
+	// swarm (it stays at 0 connections); the uTP swarm keeps libtorrent 2.0's default, hybrid.
+	format := map[string]string{"encrypted": "v1", "utp": "hybrid"}[mode]
 	dir := t.TempDir()
 	swarmDir := filepath.Join(dir, "swarm")
 	if err := os.Mkdir(swarmDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(ltPython3, filepath.Join("testdata", "ltswarm.py"), swarmDir, mode,
-		tr.AnnounceURL(), fmt.Sprint(realLeechers), fmt.Sprint(realRate))
+		tr.AnnounceURL(), fmt.Sprint(realLeechers), fmt.Sprint(realRate), format)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -200,25 +204,54 @@ storage:
 		t.Fatal(err)
 	}
 	swarmStart := time.Now()
+	// Other programs join the encrypted swarm, each requiring encryption as its users would
+	// set it; they are skipped (with a log line) where not installed.
+	var others []*otherLeecher
+	if mode == "encrypted" {
+		if o := startAria2(t, filepath.Join(dir, "aria2"), ready.Torrent, "127.0.0.20"); o != nil {
+			others = append(others, o)
+		}
+	}
+	total := realLeechers + len(others)
 
-	// The truth: every leecher that libtorrent reports finished.
+	// The truth: every leecher that libtorrent (or the other program) reports finished.
 	started := map[string]time.Time{}
 	finished := map[string]time.Time{}
 	progress := map[string]ltEvent{}
-	for len(started) < realLeechers || len(finished) < len(started) {
-		// A leecher needs ~32 s at the rate limit; 150 s covers a slow, busy machine.
-		e := next(time.Until(swarmStart.Add(150*time.Second)), fmt.Sprintf("completion (finished %d of %d; last progress %v)", len(finished), realLeechers, progress))
-		at := time.Unix(0, int64(e.T*1e9))
-		switch e.Event {
-		case "started":
-			started[e.Addr] = at
-		case "finished":
-			finished[e.Addr] = at
-			t.Logf("truth: leecher %s finished %v after it started", e.Addr, at.Sub(started[e.Addr]).Round(100*time.Millisecond))
-		case "progress":
-			progress[e.Addr] = e
-		default:
-			t.Fatalf("ltswarm.py said %+v", e)
+	for _, o := range others {
+		started[o.addr] = swarmStart
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	// A leecher needs ~32 s at the rate limit; 150 s covers a slow, busy machine.
+	limit := time.After(150 * time.Second)
+	for len(started) < total || len(finished) < len(started) {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("ltswarm.py exited before the leechers finished; stderr:\n%s", stderr)
+			}
+			at := time.Unix(0, int64(e.T*1e9))
+			switch e.Event {
+			case "started":
+				started[e.Addr] = at
+			case "finished":
+				finished[e.Addr] = at
+				t.Logf("truth: libtorrent leecher %s finished %v after it started", e.Addr, at.Sub(started[e.Addr]).Round(100*time.Millisecond))
+			case "progress":
+				progress[e.Addr] = e
+			default:
+				t.Fatalf("ltswarm.py said %+v", e)
+			}
+		case <-tick.C:
+			for _, o := range others {
+				if _, done := finished[o.addr]; !done && o.done() {
+					finished[o.addr] = time.Now()
+					t.Logf("truth: %s leecher %s finished %v after it started", o.name, o.addr, time.Since(swarmStart).Round(100*time.Millisecond))
+				}
+			}
+		case <-limit:
+			t.Fatalf("the leechers did not finish within 150 s: finished %v of %d; libtorrent progress %+v; tracker announces from 127.0.0.20: %d; stderr:\n%s", finished, total, progress, countFrom(tr, hash, "127.0.0.20"), stderr)
 		}
 	}
 	go func() { // keep draining so the script never blocks on a full pipe
@@ -322,4 +355,67 @@ func apiDownloads(t *testing.T, d *btdaProc) string {
 		t.Fatalf("/api/v1/downloads: %s\n%s", resp.Status, b)
 	}
 	return string(b)
+}
+
+// otherLeecher is a leecher run by another program than libtorrent; done reports its own
+// completion signal (a file its completion hook writes).
+type otherLeecher struct {
+	name, addr string
+	done       func() bool
+}
+
+// startAria2 starts Debian's aria2c as a leecher of torrent on ip that requires encryption
+// (RC4), or returns nil (logged) when aria2c is not installed.
+func startAria2(t *testing.T, dir, torrent, ip string) *otherLeecher {
+	t.Helper()
+	bin, err := exec.LookPath("aria2c")
+	if err != nil {
+		t.Logf("aria2c not installed (apt-get install aria2): aria2 leecher NOT tested")
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "complete")
+	hook := filepath.Join(dir, "hook.sh")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cmd := exec.Command(bin, "--dir="+dir, "--interface="+ip, fmt.Sprintf("--listen-port=%d", port),
+		"--bt-require-crypto=true", "--bt-min-crypto-level=arc4",
+		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=true",
+		"--disable-ipv6=true", fmt.Sprintf("--max-download-limit=%d", realRate),
+		"--seed-ratio=0.0", "--seed-time=30", "--bt-tracker-interval=10",
+		"--on-bt-download-complete="+hook, "--summary-interval=0", "--console-log-level=warn",
+		"--auto-save-interval=0", "--no-conf=true", torrent)
+	out := &lockedWriter{w: new(bytes.Buffer)}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("aria2c: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		if t.Failed() {
+			t.Logf("aria2c output:\n%s", out)
+		}
+	})
+	return &otherLeecher{name: "aria2", addr: fmt.Sprintf("%s:%d", ip, port), done: func() bool {
+		_, err := os.Stat(marker)
+		return err == nil
+	}}
+}
+
+func countFrom(tr *swarmtracker.Tracker, hash [20]byte, ip string) int {
+	n := 0
+	for _, a := range tr.AnnouncesFor(hash) {
+		if a.Remote.Addr().String() == ip {
+			n++
+		}
+	}
+	return n
 }

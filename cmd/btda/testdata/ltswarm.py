@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """A loopback swarm of libtorrent-rasterbar 2.0 sessions for btda's real-swarm acceptance test.
 
-usage: ltswarm.py DIR MODE TRACKER_URL LEECHERS RATE
+usage: ltswarm.py DIR MODE TRACKER_URL LEECHERS RATE FORMAT
 
 MODE: encrypted = every session forces MSE/PE (pe_forced both ways, RC4 only) over TCP;
       utp       = the leechers speak uTP only (TCP off both ways); the seeder allows both.
 RATE: each leecher's download limit in bytes/s.
+FORMAT: v1 or hybrid (libtorrent 2.0's default; aria2 1.36 never joins a hybrid swarm).
 
 One seeder (127.0.0.2) of a generated torrent (64 pieces of 64 KiB) announcing to TRACKER_URL.
 Prints JSON lines on stdout:
@@ -76,13 +77,14 @@ def wait_listening(ses, what):
 
 def main():
     d, mode, tracker, nleech, rate = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    fmt = sys.argv[6]
     seed_dir = os.path.join(d, "seed")
     os.makedirs(seed_dir)
     with open(os.path.join(seed_dir, "payload.bin"), "wb") as f:
         f.write(os.urandom(PIECE * PIECES))
     fs = lt.file_storage()
     lt.add_files(fs, os.path.join(seed_dir, "payload.bin"))
-    ct = lt.create_torrent(fs, PIECE)
+    ct = lt.create_torrent(fs, PIECE, flags=lt.create_torrent.v1_only if fmt == "v1" else 0)
     ct.add_tracker(tracker)
     lt.set_piece_hashes(ct, seed_dir)
     tor = ct.generate()
