@@ -666,7 +666,7 @@ geoip:
 			Source: discovery.SourceTracker}
 	}
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if strings.Contains(scrapeText(b, ws), fmt.Sprintf("btda_queue_known_peers %d\n", knownPeers)) {
+		if v, ok := metricValue(scrapeText(b, ws), "btda_queue_known_peers"); ok && v == knownPeers {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -766,6 +766,18 @@ geoip:
 			})
 		}
 	}
+}
+
+// metricValue reads the value of an unlabelled series from a text exposition (which may
+// write 1000000 as 1e+06).
+func metricValue(exposition, name string) (float64, bool) {
+	for _, l := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // scrapeText is one plain-text scrape of the web server's /metrics.
