@@ -102,7 +102,7 @@ func TestInteropAnacrolixReach(t *testing.T) {
 			cl, tt, hash := reachSeeder(t, c.mod)
 			peer := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), loopbackPort(t, cl))
 
-			sock := listenUTP(t)
+			tcp, sock := listenBoth(t)
 			cfg := SessionConfig{Version: "test", QuietWindow: time.Second, SessionCap: 5 * time.Second,
 				DialTimeout: 3 * time.Second, HandshakeTimeout: 3 * time.Second, UTP: sock}
 			p, err := NewProber(cfg)
@@ -130,10 +130,6 @@ func TestInteropAnacrolixReach(t *testing.T) {
 				t.Fatal(err)
 			}
 			port := utpAddr(sock).Port()
-			tcp, err := net.Listen("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String())
-			if err != nil {
-				t.Fatal(err)
-			}
 			sctx, stop := context.WithCancel(ctx)
 			done := make(chan error, 2)
 			go func() { done <- l.Serve(sctx, tcp) }()

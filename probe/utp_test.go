@@ -22,6 +22,29 @@ func listenUTP(t *testing.T) UTPSocket {
 	return s
 }
 
+// listenBoth opens a TCP listener and a uTP socket on one loopback port number, as the
+// daemon runs them. A port free for one protocol may be taken for the other (the test's own
+// connections use ephemeral TCP ports), so it tries a few ports.
+func listenBoth(t *testing.T) (net.Listener, UTPSocket) {
+	t.Helper()
+	var last error
+	for range 20 {
+		tcp, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ListenUTP(tcp.Addr().String())
+		if err == nil {
+			t.Cleanup(func() { s.Close(); tcp.Close() })
+			return tcp, s
+		}
+		tcp.Close()
+		last = err
+	}
+	t.Fatalf("no loopback port free for both TCP and uTP: %v", last)
+	return nil, nil
+}
+
 func utpAddr(s UTPSocket) netip.AddrPort {
 	return s.Addr().(*net.UDPAddr).AddrPort()
 }
