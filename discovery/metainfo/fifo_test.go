@@ -32,9 +32,9 @@ func TestLoadersRefuseNonRegular(t *testing.T) {
 		"LoadMagnets": func(p string) error { _, _, err := LoadMagnets(p); return err },
 	}
 	cases := []struct{ name, path, want string }{
-		{"fifo", fifo, "not a regular file (a named pipe)"},
-		{"directory", dir, "not a regular file (a directory)"},
-		{"dev null", "/dev/null", "not a regular file (a device)"},
+		{"fifo", fifo, "is not a regular file (it is a named pipe (FIFO))"},
+		{"directory", dir, "is not a regular file (it is a directory)"},
+		{"dev null", "/dev/null", "is not a regular file (it is a character device)"},
 	}
 	for lname, load := range loaders {
 		for _, tc := range cases {

@@ -7,11 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
+	"github.com/btda/btda/internal/inputfile"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/btda/btda/internal/bencode"
@@ -203,50 +200,9 @@ func (t *Torrent) Magnet() *Magnet {
 }
 
 // ReadFile reads at most limit bytes of path, failing when the file is larger or is not a
-// regular file. The error carries the path.
+// regular file (a FIFO never blocks it). The error carries the path.
 func ReadFile(path string, limit int64) ([]byte, error) {
-	// O_NONBLOCK: opening a FIFO (even one swapped in for a regular file after a stat)
-	// returns at once instead of waiting for a writer; the check below then refuses it.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fileKind(st.Mode()))
-	}
-	// Refuse an oversized file before reading it; the limited read below still guards a
-	// file that grows.
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes, larger than the %d byte limit", path, st.Size(), limit)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than the %d byte limit", path, limit)
-	}
-	return data, nil
-}
-
-// fileKind names a non-regular file's kind for errors.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return m.Type().String()
+	return inputfile.Read(path, limit)
 }
 
 // Load reads and parses a .torrent file. Errors start with the path.

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/btda/btda/internal/inputfile"
 	"io/fs"
 	"os"
 	"reflect"
 	"strings"
-	"syscall"
 
 	"gopkg.in/yaml.v3"
 )
@@ -23,52 +22,15 @@ const MaxFileSize = 1 << 20
 // and, on a reload, one that would drop every watched torrent.
 var ErrEmpty = errors.New("configuration file is empty")
 
-// readFile reads the configuration file at path, refusing anything but a regular file of
-// at most MaxFileSize bytes. It opens without blocking, so a FIFO (or a regular file
-// replaced by one) is refused instead of waiting for a writer.
+// readFile reads the configuration file at path: a regular file of at most MaxFileSize
+// bytes, opened without blocking (inputfile), so a FIFO or /dev/zero is refused at once.
 func readFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
+	data, err := inputfile.Read(path, MaxFileSize)
+	var tooLarge *inputfile.TooLargeError
+	if errors.As(err, &tooLarge) {
+		return nil, fmt.Errorf("%w for a configuration file", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (it is %s)", path, describeMode(st.Mode()))
-	}
-	if st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s is %d bytes, larger than the %d byte limit for a configuration file", path, st.Size(), MaxFileSize)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s grew past the %d byte limit for a configuration file while being read", path, MaxFileSize)
-	}
-	return data, nil
-}
-
-// describeMode names a non-regular file's kind for error messages.
-func describeMode(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	}
-	return "not a regular file"
+	return data, err
 }
 
 // InputNote is one finding of CheckInputs about a watch-list input.
@@ -103,9 +65,9 @@ func (c *Config) CheckInputs() []InputNote {
 		case err != nil:
 			n.Msg = fmt.Sprintf("%s: %v", key, err)
 		case wantDir && !st.IsDir():
-			n.Msg = fmt.Sprintf("%s: %s is not a directory (it is %s)", key, path, describeKind(st.Mode()))
+			n.Msg = fmt.Sprintf("%s: %s is not a directory (it is %s)", key, path, inputfile.Kind(st.Mode()))
 		case !wantDir && !st.Mode().IsRegular():
-			n.Msg = fmt.Sprintf("%s: %s is not a regular file (it is %s)", key, path, describeMode(st.Mode()))
+			n.Msg = fmt.Sprintf("%s: %s is not a regular file (it is %s)", key, path, inputfile.Kind(st.Mode()))
 		default:
 			return
 		}
@@ -114,13 +76,6 @@ func (c *Config) CheckInputs() []InputNote {
 	check("torrents.directory", c.Torrents.Directory, c.Torrents.explicitDir, true)
 	check("torrents.magnet_file", c.Torrents.MagnetFile, c.Torrents.explicitMagnet, false)
 	return notes
-}
-
-func describeKind(m fs.FileMode) string {
-	if m.IsRegular() {
-		return "a regular file"
-	}
-	return describeMode(m)
 }
 
 // scanDocument checks what the typed decoder cannot: that the file has a document, and
