@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -284,9 +283,6 @@ func startPrometheus(t *testing.T, bin, dir, target string) *promProc {
 	if err != nil || len(rules) == 0 {
 		t.Fatalf("no rule files in dashboards/rules (%v)", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	var quoted []string
 	for _, r := range rules {
 		quoted = append(quoted, strconv.Quote(r))
@@ -301,50 +297,7 @@ scrape_configs:
     static_configs:
       - targets: [%q]
 `, strings.Join(quoted, ", "), target)
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	p := &promProc{url: fmt.Sprintf("http://127.0.0.1:%d", port), client: &http.Client{Timeout: 5 * time.Second}}
-	stderr := &lockedWriter{w: new(bytes.Buffer)}
-	cmd := exec.Command(bin,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-		"--log.level=warn",
-	)
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", stderr)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := p.client.Get(p.url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("prometheus exited early: %v\n%s", err, stderr)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	t.Fatalf("prometheus not ready within 30 s\n%s", stderr)
-	return nil
+	return startPrometheusConfig(t, bin, dir, []byte(cfg))
 }
 
 // get fetches a Prometheus API path and decodes its data field; a status other than

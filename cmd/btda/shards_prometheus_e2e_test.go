@@ -56,7 +56,8 @@ func (p *promProc) vector(ctx context.Context, expr string) ([]promSample, error
 }
 
 // startPrometheusConfig runs prometheus with the configuration cfg (YAML) on a loopback
-// port, like startPrometheus but for any scrape configuration; Cleanup kills it.
+// port and waits until it is ready (a minute at most); Cleanup kills it. startPrometheus
+// builds the single-target configuration the other end-to-end tests use.
 func startPrometheusConfig(t *testing.T, bin, dir string, cfg []byte) *promProc {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
