@@ -76,7 +76,7 @@ func run(ctx context.Context, opts runOptions, logger *slog.Logger) int {
 	rl.apiDir = filepath.Join(filepath.Dir(cfg.Storage.Path), apiDirName)
 	var adm api.Admin
 	if opts.adminAPI {
-		adm = &admin{dir: rl.apiDir, rl: rl, daemon: d}
+		adm = &admin{folder: discovery.APIFolder{Dir: rl.apiDir}, rl: rl, daemon: d}
 	}
 	ws.mount(d, adm)
 	// bbolt is closed last, after every goroutine below has returned.
