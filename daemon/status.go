@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/btda/btda/collector/geo"
 	"github.com/btda/btda/collector/store"
@@ -25,18 +27,37 @@ const (
 
 // statusState is what the daemon keeps for the status views only.
 type statusState struct {
-	sightings sync.Map // metainfo.Hash → *[len(discovery.Sources)+1]atomic.Uint64
+	sightings sync.Map // metainfo.Hash → *[8]atomic.Uint64, counts by discovery.Source
 
 	mu             sync.Mutex
 	recent, failed ring
 }
 
+// probeRecord is what the history keeps of a session: the observation's own fields, copied
+// as they are. Formatting them (hex, labels, the error text, the anonymized network) waits
+// for a reader, so the thousands of sessions a second that nobody looks at cost a copy.
+type probeRecord struct {
+	start     time.Time
+	total     time.Duration
+	torrent   metainfo.Hash
+	addr      netip.Addr
+	err       error
+	client    string
+	messages  int
+	pieces    int
+	of        int
+	known     bool
+	direction probe.Direction
+	source    discovery.Source
+	outcome   probe.Outcome
+}
+
 type ring struct {
-	buf  []status.Probe
+	buf  []probeRecord
 	next int
 }
 
-func (r *ring) add(p status.Probe, size int) {
+func (r *ring) add(p probeRecord, size int) {
 	if len(r.buf) < size {
 		r.buf = append(r.buf, p)
 		return
@@ -58,24 +79,11 @@ func (s *statusState) sighted(sg discovery.Sighting) {
 
 // probed adds a session to the recent-probes history.
 func (d *Daemon) probed(obs *probe.Observation) {
-	p := status.Probe{At: obs.Start.UTC(), Torrent: obs.Torrent.String(), Direction: obs.Direction.String(),
-		Source: obs.Source.String(), Outcome: obs.Outcome.String(), Seconds: obs.Timings.Total.Seconds(),
-		Client: obs.Client.Family, Messages: obs.Messages}
-	if obs.Torrent.IsZero() {
-		p.Torrent = ""
-	}
-	if obs.Err != nil {
-		p.Error = obs.Err.Error()
-	}
-	if a := obs.Addr.Addr(); a.IsValid() {
-		if d.recorder.KeepsRawIP() {
-			p.Address = a.Unmap().String()
-		} else {
-			p.Address = geo.Anonymize(a, true).String()
-		}
-	}
+	p := probeRecord{start: obs.Start, total: obs.Timings.Total, torrent: obs.Torrent, addr: obs.Addr.Addr(),
+		err: obs.Err, client: obs.Client.Family, messages: obs.Messages, known: obs.Known,
+		direction: obs.Direction, source: obs.Source, outcome: obs.Outcome}
 	if obs.Known {
-		p.Pieces, p.Of = obs.Last.Pieces, obs.NumPieces
+		p.pieces, p.of = obs.Last.Pieces, obs.NumPieces
 	}
 	d.status.mu.Lock()
 	defer d.status.mu.Unlock()
@@ -86,11 +94,38 @@ func (d *Daemon) probed(obs *probe.Observation) {
 	}
 }
 
+// probeStatus formats a kept session for the API and the pages.
+func (d *Daemon) probeStatus(r probeRecord) status.Probe {
+	p := status.Probe{At: r.start.UTC(), Direction: r.direction.String(), Source: r.source.String(),
+		Outcome: r.outcome.String(), Seconds: r.total.Seconds(), Client: r.client, Messages: r.messages}
+	if !r.torrent.IsZero() {
+		p.Torrent = r.torrent.String()
+	}
+	if r.err != nil {
+		p.Error = r.err.Error()
+	}
+	if r.addr.IsValid() {
+		if d.recorder.KeepsRawIP() {
+			p.Address = r.addr.Unmap().String()
+		} else {
+			p.Address = geo.Anonymize(r.addr, true).String()
+		}
+	}
+	if r.known {
+		p.Pieces, p.Of = r.pieces, r.of
+	}
+	return p
+}
+
 // RecentProbes returns the recent-probes history, newest first.
 func (d *Daemon) RecentProbes() []status.Probe {
 	d.status.mu.Lock()
-	out := append(slices.Clone(d.status.recent.buf), d.status.failed.buf...)
+	kept := append(slices.Clone(d.status.recent.buf), d.status.failed.buf...)
 	d.status.mu.Unlock()
+	out := make([]status.Probe, len(kept))
+	for i, r := range kept {
+		out[i] = d.probeStatus(r)
+	}
 	slices.SortStableFunc(out, func(a, b status.Probe) int { return b.At.Compare(a.At) })
 	return out
 }
@@ -137,7 +172,7 @@ func (d *Daemon) scrapes() map[string][]status.Scrape {
 
 func (d *Daemon) torrent(e *discovery.Entry, agg *store.Aggregates, scrapes map[string][]status.Scrape) status.Torrent {
 	t := status.Torrent{InfoHash: e.ID.String(), Name: e.Name(), Kind: e.Kind().String(),
-		State: e.State().String(), Origin: e.Origin, Sightings: map[string]uint64{}, Scrapes: scrapes[e.Label()]}
+		State: e.State().String(), Origin: e.Origin, Sightings: map[string]uint64{}, Scrapes: scrapes[e.ID.String()]}
 	if t.Scrapes == nil {
 		t.Scrapes = []status.Scrape{}
 	}
