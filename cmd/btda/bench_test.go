@@ -664,7 +664,8 @@ geoip:
 
 	for i := range knownPeers {
 		var a [4]byte
-		binary.BigEndian.PutUint32(a[:], 0x0a000000+uint32(i))
+		// Loopback addresses (127.128.0.0/9): the daemon runs, and its one dial must stay on lo.
+		binary.BigEndian.PutUint32(a[:], 0x7f800000+uint32(i))
 		sightings <- discovery.Sighting{Torrent: entries[i%torrents].ID, Addr: netip.AddrPortFrom(netip.AddrFrom4(a), 6881),
 			Source: discovery.SourceTracker}
 	}
