@@ -206,12 +206,10 @@ storage:
 	swarmStart := time.Now()
 	// Other programs join the encrypted swarm, each requiring encryption as its users would
 	// set it; they are skipped (with a log line) where not installed.
-	var others []*otherLeecher
-	if mode == "encrypted" {
-		if o := startAria2(t, filepath.Join(dir, "aria2"), ready.Torrent, "127.0.0.20"); o != nil {
-			others = append(others, o)
-		}
-	}
+	others := startRealClients(t, dir, ready.Torrent, func(c realClient) (realClientOpts, bool) {
+		o := realClientOpts{Rate: realRate, Encrypt: mode == "encrypted", UTPOnly: mode == "utp"}
+		return o, (mode == "encrypted" && c.encrypt) || (mode == "utp" && c.utpOnly)
+	})
 	total := realLeechers + len(others)
 
 	// The truth: every leecher that libtorrent (or the other program) reports finished.
@@ -355,59 +353,6 @@ func apiDownloads(t *testing.T, d *btdaProc) string {
 		t.Fatalf("/api/v1/downloads: %s\n%s", resp.Status, b)
 	}
 	return string(b)
-}
-
-// otherLeecher is a leecher run by another program than libtorrent; done reports its own
-// completion signal (a file its completion hook writes).
-type otherLeecher struct {
-	name, addr string
-	done       func() bool
-}
-
-// startAria2 starts Debian's aria2c as a leecher of torrent on ip that requires encryption
-// (RC4), or returns nil (logged) when aria2c is not installed.
-func startAria2(t *testing.T, dir, torrent, ip string) *otherLeecher {
-	t.Helper()
-	bin, err := exec.LookPath("aria2c")
-	if err != nil {
-		t.Logf("aria2c not installed (apt-get install aria2): aria2 leecher NOT tested")
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	marker := filepath.Join(dir, "complete")
-	hook := filepath.Join(dir, "hook.sh")
-	if err := os.WriteFile(hook, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	cmd := exec.Command(bin, "--dir="+dir, "--interface="+ip, fmt.Sprintf("--listen-port=%d", port),
-		"--bt-require-crypto=true", "--bt-min-crypto-level=arc4",
-		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=true",
-		"--disable-ipv6=true", fmt.Sprintf("--max-download-limit=%d", realRate),
-		"--seed-ratio=0.0", "--seed-time=30", "--bt-tracker-interval=10",
-		"--on-bt-download-complete="+hook, "--summary-interval=0", "--console-log-level=warn",
-		"--auto-save-interval=0", "--no-conf=true", torrent)
-	out := &lockedWriter{w: new(bytes.Buffer)}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("aria2c: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		if t.Failed() {
-			t.Logf("aria2c output:\n%s", out)
-		}
-	})
-	return &otherLeecher{name: "aria2", addr: fmt.Sprintf("%s:%d", ip, port), done: func() bool {
-		_, err := os.Stat(marker)
-		return err == nil
-	}}
 }
 
 func countFrom(tr *swarmtracker.Tracker, hash [20]byte, ip string) int {
