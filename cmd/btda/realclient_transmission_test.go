@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/btda/btda/discovery/metainfo"
 )
 
 func init() {
@@ -20,13 +22,21 @@ const transmissionSpeedK = 1000
 
 // startTransmission starts Debian's transmission-daemon 3.00 as a leecher (requiring encryption
 // when o.Encrypt, else preferring it, its default), or returns nil (logged) when it is not
-// installed. Everything it keeps lives in o.Dir; the torrent goes in through its watch
-// directory, its completion runs the hook that writes the marker.
+// installed or the torrent is v2 or hybrid. Everything it keeps lives in o.Dir; the torrent
+// goes in through its watch directory, its completion runs the hook that writes the marker.
 func startTransmission(t *testing.T, o realClientOpts) *otherLeecher {
 	t.Helper()
 	bin, err := exec.LookPath("transmission-daemon")
 	if err != nil {
 		t.Logf("transmission-daemon not installed (apt-get install transmission-daemon): transmission leecher NOT tested")
+		return nil
+	}
+	// transmission 3.00 calls a v2 or hybrid torrent corrupt (its watch directory says "Failed to
+	// add (corrupted?) torrent file"; transmission-show cannot parse it): it never joins.
+	if tor, err := metainfo.Load(o.Torrent); err != nil {
+		t.Fatalf("transmission: %v", err)
+	} else if !tor.InfoHashV2.IsZero() {
+		t.Logf("transmission 3.00 cannot read a v2 or hybrid torrent: transmission leecher NOT tested in this swarm")
 		return nil
 	}
 	conf, watch, dl := filepath.Join(o.Dir, "config"), filepath.Join(o.Dir, "watch"), filepath.Join(o.Dir, "download")
