@@ -53,7 +53,7 @@ func startQBittorrent(t *testing.T, o realClientOpts) *otherLeecher {
 		// Its own loopback address only, for listening (TCP and uTP), dialling and announcing:
 		// an address without an interface name makes libtorrent bind every socket to it. (Its
 		// log calls the address not found, since lo carries only 127.0.0.1/8, and binds anyway.
-		// With Interface=lo it would dial from 127.0.0.1 and announce a port nobody listens on.)
+		// With Interface=lo it hands libtorrent the device, not the address, for dialling.)
 		"Session\\Interface=",
 		"Session\\InterfaceName=",
 		"Session\\InterfaceAddress=" + o.IP,
