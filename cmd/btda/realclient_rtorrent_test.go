@@ -16,7 +16,14 @@ func init() {
 // startRTorrent starts Debian's rtorrent 0.9.8 (rakshasa's libtorrent 0.13.8) as a leecher
 // (requiring RC4 encryption when o.Encrypt), or returns nil (logged) when rtorrent is not
 // installed. rtorrent speaks no uTP. It wants a terminal; with system.daemon.set (0.9.7 and
-// later) it runs without one and quits on SIGTERM, announcing `stopped`.
+// later) it runs without one and quits on SIGTERM within a second, announcing `stopped`.
+//
+// What it does on the wire at its defaults (REFERENCE.md): no bitfield while it has nothing;
+// the haves of the pieces it completes are queued and go out only with the next message it
+// writes for another reason (a choke or unchoke, its 2-minute keep-alive, PEX); and when the
+// last piece arrives it closes every peer connection, re-checks the whole download
+// (pieces.hash.on_completion, default yes) and only then runs event.download.finished, a
+// few seconds later (the truth's finish time), reconnecting as a seed.
 func startRTorrent(t *testing.T, o realClientOpts) *otherLeecher {
 	t.Helper()
 	bin, err := exec.LookPath("rtorrent")
