@@ -13,9 +13,11 @@ func init() {
 
 // startCTorrent starts Debian's ctorrent (Enhanced CTorrent dnh3.3.2) as a leecher, or returns
 // nil (logged) when ctorrent is not installed. ctorrent speaks neither MSE nor uTP, no BEP 10
-// and no Fast extension, and sends no bitfield while it has nothing. It listens on o.IP only,
-// but its outgoing connections leave from whatever address the kernel picks (127.0.0.1): one
-// client with two addresses, as real hosts have; btda must count it once.
+// and no Fast extension, and sends no bitfield while it has nothing. It listens on o.IP only
+// and announces from it (the tracker hands out o.IP and its port), but its outgoing peer
+// connections leave from whatever address the kernel picks (127.0.0.1), without a BEP 10
+// `p`: one client with two addresses, as real hosts have; btda must count it once.
+// It quits within about two seconds of SIGTERM (it announces `stopped` first).
 func startCTorrent(t *testing.T, o realClientOpts) *otherLeecher {
 	t.Helper()
 	bin, err := exec.LookPath("ctorrent")
