@@ -27,12 +27,22 @@ func TestEndToEndReach(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e2eDeadline+2*time.Minute)
 	defer cancel()
+	triple := -1 // one leecher that needs everything and dials btda: MSE over uTP on [::1]
 	r := startE2E(ctx, t, e2eScenario{
 		Seed: reachSeed, Torrents: 3, Peers: 45, RunFor: 20 * time.Second, Anchored: true,
 		CrossAt:   func(p *swarmtest.Peer) time.Duration { return 4*time.Second + time.Duration(p.Index%5)*time.Second },
 		Reach:     swarmtest.ReachConfig{RequireMSE: 0.4, UTPOnly: 0.25, IPv6: 0.25},
 		DualStack: true,
+		PeerFunc: func(p *swarmtest.Peer) {
+			if triple < 0 && p.RequireMSE && p.Profile == swarmtest.Libtorrent {
+				triple = p.Index
+				p.UTPOnly, p.IPv6, p.DialOut = true, true, true
+			}
+		},
 	})
+	if triple < 0 {
+		t.Fatal("no MSE-only libtorrent peer to make the triple case")
+	}
 	// The scenario must hold every case, or the test proves less than it says.
 	leechers, dialling := map[string]int{}, map[string]int{}
 	for _, p := range r.sw.Peers() {
@@ -51,7 +61,7 @@ func TestEndToEndReach(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"mse", "utp", "ipv6", "mse+utp", "mse+ipv6", "utp+ipv6", "plain"} {
+	for _, k := range []string{"mse", "utp", "ipv6", "mse+utp", "mse+ipv6", "utp+ipv6", "mse+utp+ipv6", "plain"} {
 		if leechers[k] == 0 {
 			t.Fatalf("the scenario has no %s leecher (%v)", k, leechers)
 		}
@@ -64,6 +74,23 @@ func TestEndToEndReach(t *testing.T) {
 	t.Logf("leechers by reach: %v; dialling peers: %v", leechers, dialling)
 
 	d := startDaemonOn(t, r.cfgPath)
+	// Every [::1] peer shares one IP, and btda opens one connection per IP at a time: it
+	// reaches them one after the other, a session cap apart. Wait until it reached every
+	// leecher (or the deadline), so that the comparison below cannot agree before the last
+	// of them was even contacted.
+	deadline := time.Now().Add(e2eDeadline)
+	for {
+		missing := 0
+		for _, p := range r.sw.Peers() {
+			if _, ok := p.FirstContact(); !ok && r.sw.PeerTruth(p, truthHorizon).Class == "leecher" {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	exposition, truth, want := r.waitConfirmed(t, d, nil)
 	d.stop(t, syscall.SIGTERM, 5*time.Second)
 	checkConfirmed(t, confirmedDownloads(exposition), want, truth)
@@ -81,6 +108,9 @@ func TestEndToEndReach(t *testing.T) {
 			continue
 		}
 		counted[reachKind(p)]++
+		if p.RequireMSE || p.UTPOnly || p.IPv6 {
+			t.Logf("leecher %s %s (%s): dials btda %v, first contact %v", p.Addr, p.Profile, reachKind(p), p.DialOut, *pt.FirstContact)
+		}
 	}
 	t.Logf("counted leechers by reach: %v (truth: %d crossings)", counted, truth.Total)
 
@@ -93,10 +123,12 @@ func TestEndToEndReach(t *testing.T) {
 		{"btda_probe_connections_total", map[string]string{"direction": "outgoing", "transport": "utp", "encryption": "none"}},
 		{"btda_probe_connections_total", map[string]string{"direction": "outgoing", "transport": "utp", "encryption": "rc4"}},
 		{"btda_probe_connections_total", map[string]string{"direction": "outgoing", "family": "ipv6"}},
+		{"btda_probe_connections_total", map[string]string{"direction": "outgoing", "family": "ipv6", "encryption": "rc4"}},
 		{"btda_probe_connections_total", map[string]string{"direction": "outgoing", "family": "ipv6", "transport": "utp"}},
 		{"btda_probe_connections_total", map[string]string{"direction": "incoming", "encryption": "rc4"}},
 		{"btda_probe_connections_total", map[string]string{"direction": "incoming", "transport": "utp"}},
 		{"btda_probe_connections_total", map[string]string{"direction": "incoming", "family": "ipv6"}},
+		{"btda_probe_connections_total", map[string]string{"direction": "incoming", "family": "ipv6", "transport": "utp", "encryption": "rc4"}},
 		{"btda_probe_encryption_fallbacks_total", map[string]string{"to": "mse"}},
 		{"btda_probe_transport_fallbacks_total", map[string]string{"to": "utp"}},
 	} {

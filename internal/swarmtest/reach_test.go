@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -383,4 +384,65 @@ func httpAnnounce6(t *testing.T, announce string, h [20]byte) [][]byte {
 		out = append(out, b[:18])
 	}
 	return out
+}
+
+// TestReachSharedListeners: in shared mode the IPv6 and uTP-only peers keep sockets of their
+// own, and the others are still routed by local address.
+func TestReachSharedListeners(t *testing.T) {
+	if ok, _ := loopbackOnly(); !ok {
+		t.Skip("shared listeners need a loopback-only network namespace (run under unshare -n)")
+	}
+	cfg := reachConfig()
+	cfg.ListenMode, cfg.SharedPorts = ListenShared, 3
+	s := startTestSwarm(t, cfg)
+	own := 0
+	for _, p := range s.Peers() {
+		if p.ownSocket() && p.Profile != Refuse {
+			own++
+		}
+	}
+	if s.ListenMode() != ListenShared || len(s.listeners) != 3+own {
+		t.Fatalf("mode %s with %d listeners, want 3 shared and %d own", s.ListenMode(), len(s.listeners), own)
+	}
+	for i, p := range s.Peers() {
+		if p.Profile == Refuse || p.Profile == Silent {
+			continue
+		}
+		r, err := reachReader(t, p, p.UTPOnly, p.RequireMSE)
+		if err != nil {
+			t.Fatalf("peer %d (%s, mse=%v utp=%v ipv6=%v): %v", i, p.Addr, p.RequireMSE, p.UTPOnly, p.IPv6, err)
+		}
+		n := Progress(p, 0)
+		r.readUntil(func() bool { return r.ext != nil && r.matches(p, n) }, "progress")
+		if v, _ := r.ext["v"].(string); v != p.Behaviour().Version {
+			t.Errorf("peer %d answered as %q: connection reached the wrong peer", i, v)
+		}
+		if p.UTPOnly {
+			if c, err := net.DialTimeout("tcp", p.Addr.String(), 5*time.Second); err == nil {
+				c.Close()
+				t.Errorf("uTP-only peer %d took a TCP connection", i)
+			}
+		}
+	}
+}
+
+func TestReachConfigErrors(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Reach: ReachConfig{RequireMSE: -0.1}}, "reach.require_mse"},
+		{Config{Reach: ReachConfig{UTPOnly: 2}}, "reach.utp_only"},
+		{Config{Reach: ReachConfig{IPv6: math.NaN()}}, "reach.ipv6"},
+		{Config{Reach: ReachConfig{IPv6: 0.5, IPv6Country: "XX"}}, "reach.ipv6_country"},
+		{Config{DialOut6: "127.0.0.1:6881"}, "dialout6"},
+		{Config{DialOut6: "[2001:db8::1]:6881"}, "loopback"},
+		{Config{DialOut6: "nope"}, "dialout6"},
+		{Config{Peers: 10, PerAddressLimit: 3, Reach: ReachConfig{IPv6: 1}}, "per_address_limit"},
+	} {
+		_, err := Start(context.Background(), tt.cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: err = %v, want it to mention %q", tt.cfg, err, tt.want)
+		}
+	}
 }

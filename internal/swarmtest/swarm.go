@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	utp "github.com/anacrolix/go-libutp"
+
 	"github.com/btda/btda/internal/swarmtest/swarmdht"
 	"github.com/btda/btda/internal/swarmtest/swarmtracker"
 )
@@ -545,8 +547,9 @@ func (s *Swarm) listen() error {
 			listening = append(listening, p)
 		}
 	}
-	if err := s.listenOwn(own); err != nil {
-		return err
+	if len(own) > s.cfg.PerAddressLimit {
+		return fmt.Errorf("listen: %d IPv6 or uTP-only peers exceed per_address_limit %d: each needs a socket of its own",
+			len(own), s.cfg.PerAddressLimit)
 	}
 	mode := s.cfg.ListenMode
 	if mode == ListenAuto {
@@ -566,9 +569,13 @@ func (s *Swarm) listen() error {
 				"need a network namespace whose only interface is loopback (run under `unshare -n`)",
 				len(listening), s.cfg.PerAddressLimit)
 		}
-		return s.listenShared(listening)
+		if err := s.listenShared(listening); err != nil {
+			return err
+		}
+	} else if err := s.listenPerAddress(listening); err != nil {
+		return err
 	}
-	return s.listenPerAddress(listening)
+	return s.listenOwn(own)
 }
 
 func (s *Swarm) listenPerAddress(listening []*Peer) error {
@@ -595,11 +602,15 @@ func (s *Swarm) listenPerAddress(listening []*Peer) error {
 
 // listenOwn gives the IPv6 and uTP-only peers sockets of their own (a TCP listener, or a
 // uTP socket that is also the peer's dialer), in every listen mode; refusing ones get a
-// port nothing listens on. They count against PerAddressLimit on their own.
+// port nothing listens on. They count against PerAddressLimit on their own. A uTP-only
+// peer's port is never one of the shared wildcard TCP ports, so that a TCP connect to it
+// is refused, not taken by a shared listener.
 func (s *Swarm) listenOwn(own []*Peer) error {
-	if len(own) > s.cfg.PerAddressLimit {
-		return fmt.Errorf("listen: %d IPv6 or uTP-only peers exceed per_address_limit %d: each needs a socket of its own",
-			len(own), s.cfg.PerAddressLimit)
+	wild := map[uint16]bool{}
+	for _, l := range s.listeners {
+		if pl := l.(*peerListener); pl.byAddr != nil {
+			wild[pl.Addr().(*net.TCPAddr).AddrPort().Port()] = true
+		}
 	}
 	for _, p := range own {
 		host := p.Addr.Addr()
@@ -617,9 +628,16 @@ func (s *Swarm) listenOwn(own []*Peer) error {
 			}
 			p.Addr = netip.AddrPortFrom(host, port)
 		case p.UTPOnly:
-			sock, err := listenUTP(netip.AddrPortFrom(host, 0))
-			if err != nil {
-				return fmt.Errorf("uTP socket on %s for peer %d: %w", host, p.Index, err)
+			var sock *utp.Socket
+			for try := 0; sock == nil; try++ {
+				var err error
+				if sock, err = listenUTP(netip.AddrPortFrom(host, 0)); err != nil {
+					return fmt.Errorf("uTP socket on %s for peer %d: %w", host, p.Index, err)
+				}
+				if wild[sock.Addr().(*net.UDPAddr).AddrPort().Port()] && try < 10 {
+					sock.Close()
+					sock = nil
+				}
 			}
 			p.utp = sock
 			p.Addr = sock.Addr().(*net.UDPAddr).AddrPort()
