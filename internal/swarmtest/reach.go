@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	utp "github.com/anacrolix/go-libutp"
@@ -177,11 +178,27 @@ func freeUDPPort(addr netip.Addr) (uint16, error) {
 // addresses are the underlying connection's.
 type mseConn struct {
 	net.Conn
-	rw io.ReadWriter
+	rw     io.ReadWriter
+	broken atomic.Bool
 }
 
-func (c *mseConn) Read(b []byte) (int, error)  { return c.rw.Read(b) }
-func (c *mseConn) Write(b []byte) (int, error) { return c.rw.Write(b) }
+func (c *mseConn) Read(b []byte) (int, error) { return c.rw.Read(b) }
+
+// Write fails for good after a short write: mse's RC4 writer drops its cipher then (the
+// stream position is lost) and would panic on the next Write, which a session's other
+// writer (PEX, metadata, haves) may try before it sees the connection end.
+func (c *mseConn) Write(b []byte) (int, error) {
+	if c.broken.Load() {
+		return 0, errBrokenStream
+	}
+	n, err := c.rw.Write(b)
+	if err != nil || n != len(b) {
+		c.broken.Store(true)
+	}
+	return n, err
+}
+
+var errBrokenStream = fmt.Errorf("MSE stream: %w after a failed write", net.ErrClosed)
 
 // errPlaintextRefused: a peer that requires MSE was sent a plaintext handshake.
 var errPlaintextRefused = errors.New("plaintext handshake refused: this peer requires MSE")

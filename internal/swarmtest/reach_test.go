@@ -446,3 +446,33 @@ func TestReachConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMSEConnWriteAfterFailure: after a failed write the RC4 stream is unusable; the next
+// Write must fail, not panic (mse's writer drops its cipher after a short write). The
+// session's PEX or metadata writer could otherwise crash the swarm after a reader hung up.
+func TestMSEConnWriteAfterFailure(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	h := [20]byte{1, 2, 3}
+	done := make(chan io.ReadWriter, 1)
+	go func() {
+		keys := func(yield func([]byte) bool) { yield(h[:]) }
+		rw, _, err := mse.ReceiveHandshake(context.Background(), b, keys, func(mse.CryptoMethod) mse.CryptoMethod { return mse.CryptoMethodRC4 })
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rw
+	}()
+	rw, _, err := mse.InitiateHandshake(a, h[:], nil, mse.CryptoMethodRC4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	b.Close()
+	c := &mseConn{Conn: a, rw: rw}
+	for i := range 3 {
+		if _, err := c.Write([]byte("after close")); err == nil {
+			t.Errorf("write %d to a closed pipe succeeded", i)
+		}
+	}
+}
