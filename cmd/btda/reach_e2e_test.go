@@ -28,6 +28,7 @@ func TestEndToEndReach(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), e2eDeadline+2*time.Minute)
 	defer cancel()
 	triple := -1 // one leecher that needs everything and dials btda: MSE over uTP on [::1]
+	outV6 := -1  // one MSE-only leecher on [::1] that never dials: btda must reach it over MSE and IPv6
 	r := startE2E(ctx, t, e2eScenario{
 		Seed: reachSeed, Torrents: 3, Peers: 45, RunFor: 20 * time.Second, Anchored: true,
 		CrossAt:   func(p *swarmtest.Peer) time.Duration { return 4*time.Second + time.Duration(p.Index%5)*time.Second },
@@ -38,10 +39,14 @@ func TestEndToEndReach(t *testing.T) {
 				triple = p.Index
 				p.UTPOnly, p.IPv6, p.DialOut = true, true, true
 			}
+			if outV6 < 0 && p.RequireMSE && !p.UTPOnly && !p.IPv6 && p.Profile == swarmtest.Transmission {
+				outV6 = p.Index
+				p.IPv6, p.DialOut = true, false
+			}
 		},
 	})
-	if triple < 0 {
-		t.Fatal("no MSE-only libtorrent peer to make the triple case")
+	if triple < 0 || outV6 < 0 {
+		t.Fatal("no MSE-only libtorrent and transmission peers to make the triple and outgoing-IPv6 cases")
 	}
 	// The scenario must hold every case, or the test proves less than it says.
 	leechers, dialling := map[string]int{}, map[string]int{}
