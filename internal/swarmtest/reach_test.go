@@ -314,7 +314,7 @@ func TestReachDialOut(t *testing.T) {
 			io.Reader
 			io.Writer
 		}{io.MultiReader(bytes.NewReader(head), c.c), c.c}
-		var sc net.Conn = c.c
+		sc := &mseConn{Conn: c.c, rw: rw} // plaintext: the first bytes put back
 		encrypted := head[0] != 19
 		if encrypted {
 			keys := func(yield func([]byte) bool) {
@@ -332,8 +332,6 @@ func TestReachDialOut(t *testing.T) {
 				t.Errorf("dialling peer chose %d, want RC4 (it offers nothing else)", method)
 			}
 			sc = &mseConn{Conn: c.c, rw: ret}
-		} else {
-			sc = &mseConn{Conn: c.c, rw: rw}
 		}
 		hs := make([]byte, 68)
 		if _, err := io.ReadFull(sc, hs); err != nil {
