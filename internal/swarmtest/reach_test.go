@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -473,4 +475,56 @@ func TestMSEConnWriteAfterFailure(t *testing.T) {
 			t.Errorf("write %d to a closed pipe succeeded", i)
 		}
 	}
+}
+
+func TestReachParseConfig(t *testing.T) {
+	c, err := ParseConfig([]byte("dialout6: \"[::1]:6881\"\ntracker: {enabled: true, ipv6: true}\n" +
+		"reach: {require_mse: 0.3, utp_only: 0.1, ipv6: 0.2, ipv6_country: FR}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ReachConfig{RequireMSE: 0.3, UTPOnly: 0.1, IPv6: 0.2, IPv6Country: "FR"}
+	if c.Reach != want || c.DialOut6 != "[::1]:6881" || !c.Tracker.IPv6 {
+		t.Errorf("parsed %+v, dialout6 %q, tracker %+v", c.Reach, c.DialOut6, c.Tracker)
+	}
+	if _, err := ParseConfig([]byte("reach: {require_tls: 1}\n")); err == nil {
+		t.Error("an unknown reach key was accepted")
+	}
+}
+
+// FuzzPeerSessionMSE: whatever a reader sends a peer that requires MSE (a plaintext
+// handshake, a broken key exchange, garbage), the session ends once the input closes.
+func FuzzPeerSessionMSE(f *testing.F) {
+	tor, err := GenerateTorrent(rand.New(rand.NewPCG(1, 1)), 0, V1, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00\x10\x00\x04"))
+	f.Add(bytes.Repeat([]byte{0xab}, 96))
+	f.Add(bytes.Repeat([]byte{0x01}, 700))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s := &Swarm{cfg: Config{HandshakeTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}.withDefaults(),
+			log: slog.New(slog.DiscardHandler), clock: NewManualClock(t0), start: t0, byTor: [][]*Peer{nil}}
+		p := &Peer{Torrent: tor, Profile: Libtorrent, behaviour: Libtorrent.Behaviour(), permA: 1, RequireMSE: true,
+			Curve: Curve{Pieces: tor.Pieces, Start: 3, Interval: time.Second}}
+		s.byTor[0] = []*Peer{p}
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.serve(context.Background(), p, server, false)
+		}()
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		_, _ = client.Write(in)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("MSE peer session did not end after its input closed")
+		}
+		if s.Stats().Handshakes != 0 {
+			t.Error("a BitTorrent handshake completed without MSE")
+		}
+	})
 }
