@@ -151,6 +151,20 @@ func TestEndToEndReach(t *testing.T) {
 			t.Log(l)
 		}
 	}
+	// btda announced to the UDP tracker on [::1] too (BEP 15 over IPv6 hands out 18-byte
+	// IPv6 peers; over IPv4 only IPv4 ones).
+	byWay := map[string]int{}
+	for _, a := range r.sw.Tracker().Announces() {
+		fam := "ipv4"
+		if a.Remote.Addr().Is6() && !a.Remote.Addr().Is4In6() {
+			fam = "ipv6"
+		}
+		byWay[string(a.Protocol)+"/"+fam]++
+	}
+	t.Logf("tracker announces by protocol/family: %v", byWay)
+	if byWay["udp/ipv6"] == 0 {
+		t.Error("btda never announced to the UDP tracker on [::1]")
+	}
 	st := r.sw.Stats()
 	t.Logf("swarm: %d MSE handshakes, %d plaintext handshakes refused, %d uTP sessions, %d dial-outs", st.Encrypted, st.PlaintextRefused, st.UTPSessions, st.DialOuts)
 }
