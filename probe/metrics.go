@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"net/netip"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/btda/btda/internal/metricdef"
@@ -42,8 +44,8 @@ func NewMetrics(p *Prober, l *Listener, limit int) *Metrics {
 		sessions: prometheus.NewCounterVec(metricdef.CounterOpts(subsystem, "sessions_total",
 			"Probe sessions recorded, by direction and outcome."), []string{"direction", "outcome"}),
 		reach: prometheus.NewCounterVec(metricdef.CounterOpts(subsystem, "connections_total",
-			"Probe sessions that got a connection, by direction, transport (tcp, utp) and encryption (none, header, rc4)."),
-			[]string{"direction", "transport", "encryption"}),
+			"Probe sessions that got a connection, by direction, transport (tcp, utp), encryption (none, header, rc4) and address family (ipv4, ipv6)."),
+			[]string{"direction", "transport", "encryption", "family"}),
 		encFB: prometheus.NewCounterVec(metricdef.CounterOpts(subsystem, "encryption_fallbacks_total",
 			"Outgoing contacts retried at once on a new connection with the other encryption, by what they retried with (mse, plaintext)."),
 			[]string{"to"}),
@@ -62,7 +64,9 @@ func NewMetrics(p *Prober, l *Listener, limit int) *Metrics {
 		m.duration.WithLabelValues(d.String())
 		for _, tr := range Transports {
 			for _, e := range Encryptions {
-				m.reach.WithLabelValues(d.String(), tr.String(), e.String())
+				for _, f := range []string{"ipv4", "ipv6"} {
+					m.reach.WithLabelValues(d.String(), tr.String(), e.String(), f)
+				}
 			}
 		}
 	}
@@ -83,7 +87,7 @@ func (m *Metrics) Observe(o *Observation) {
 		m.duration.WithLabelValues(dir).Observe(o.Timings.Total.Seconds())
 	}
 	if o.Transport != 0 && o.Encryption != 0 {
-		m.reach.WithLabelValues(dir, o.Transport.String(), o.Encryption.String()).Inc()
+		m.reach.WithLabelValues(dir, o.Transport.String(), o.Encryption.String(), family(o.Addr.Addr())).Inc()
 	}
 	fb := &o.Fallbacks
 	for _, c := range []struct {
@@ -142,4 +146,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(r.n), r.reason)
 	}
+}
+
+// family is the `family` label of a peer address.
+func family(a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return "ipv4"
+	}
+	return "ipv6"
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 
 	utp "github.com/anacrolix/go-libutp"
@@ -32,6 +34,97 @@ func ListenUTP(addr string) (UTPSocket, error) {
 		return nil, fmt.Errorf("probe: uTP socket on %s: %w", addr, err)
 	}
 	return &utpSocket{s: s}, nil
+}
+
+// ListenUTPAll opens a uTP socket on each of addrs (one per address family, like the TCP
+// listeners of peer.source_addresses): one socket cannot carry both families when it is
+// bound to an address, so with 127.0.0.1 and ::1 a single socket left every IPv6 peer
+// unreachable over uTP, both ways. Accept merges the sockets' connections; DialContext
+// leaves from the socket of the target's family (the first socket when none matches).
+// One address gives a plain ListenUTP socket.
+func ListenUTPAll(addrs []string) (UTPSocket, error) {
+	if len(addrs) == 1 {
+		return ListenUTP(addrs[0])
+	}
+	m := &multiUTP{conns: make(chan net.Conn), done: make(chan struct{})}
+	for _, a := range addrs {
+		s, err := ListenUTP(a)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		m.socks = append(m.socks, s)
+	}
+	if len(m.socks) == 0 {
+		return nil, errors.New("probe: uTP socket without an address")
+	}
+	for _, s := range m.socks {
+		m.wg.Add(1)
+		go m.accept(s)
+	}
+	return m, nil
+}
+
+// multiUTP is several uTP sockets as one UTPSocket.
+type multiUTP struct {
+	socks []UTPSocket
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+}
+
+func (m *multiUTP) accept(s UTPSocket) {
+	defer m.wg.Done()
+	for {
+		c, err := s.Accept()
+		if err != nil {
+			return // libutp's Accept fails only once the socket is closed
+		}
+		select {
+		case m.conns <- c:
+		case <-m.done:
+			c.Close()
+			return
+		}
+	}
+}
+
+func (m *multiUTP) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.conns:
+		return c, nil
+	case <-m.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close closes every socket (ending their connections) and waits for the accept loops.
+func (m *multiUTP) Close() error {
+	var err error
+	m.once.Do(func() {
+		close(m.done)
+		for _, s := range m.socks {
+			err = errors.Join(err, s.Close())
+		}
+		m.wg.Wait()
+	})
+	return err
+}
+
+func (m *multiUTP) Addr() net.Addr { return m.socks[0].Addr() }
+
+func (m *multiUTP) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	s := m.socks[0]
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		for _, c := range m.socks {
+			if la, ok := c.Addr().(*net.UDPAddr); ok && la.AddrPort().Addr().Unmap().Is4() == ap.Addr().Unmap().Is4() {
+				s = c
+				break
+			}
+		}
+	}
+	return s.DialContext(ctx, network, addr)
 }
 
 type utpSocket struct{ s *utp.Socket }

@@ -2,9 +2,11 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,5 +152,83 @@ func TestUTPSocketCloseLeavesNoGoroutines(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines before, %d after closing the sockets:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestListenUTPAllBothFamilies: with a listen address of each family (peer.source_addresses
+// 127.0.0.1 and ::1), the uTP socket reaches and accepts peers of both. With one socket on
+// the first address, every uTP-only IPv6 peer of TestEndToEndReach stayed unreachable.
+func TestListenUTPAllBothFamilies(t *testing.T) {
+	before := runtime.NumGoroutine()
+	m, err := ListenUTPAll([]string{"127.0.0.1:0", "[::1]:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"127.0.0.1:0", "[::1]:0"} {
+		peer, err := ListenUTP(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Outgoing: from the socket of the peer's family.
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if c, err := peer.Accept(); err == nil {
+				_, _ = c.Write([]byte("hi"))
+				c.Close()
+			}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := m.DialContext(ctx, "udp", peer.Addr().String())
+		cancel()
+		if err != nil {
+			t.Fatalf("dial %s: %v", peer.Addr(), err)
+		}
+		var buf [2]byte
+		if _, err := c.Read(buf[:]); err != nil || string(buf[:]) != "hi" {
+			t.Errorf("read from %s: %q, %v", peer.Addr(), buf, err)
+		}
+		if la := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr(); la.Is4() != utpAddr(peer).Addr().Is4() {
+			t.Errorf("dialled %s from %s", peer.Addr(), la)
+		}
+		c.Close()
+		// Incoming: the peer dials the merged socket's address of its family.
+		var target string
+		for _, s := range m.(*multiUTP).socks {
+			if utpAddr(s).Addr().Is4() == utpAddr(peer).Addr().Is4() {
+				target = s.Addr().String()
+			}
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if c, err := peer.DialContext(ctx, "udp", target); err == nil {
+				_, _ = c.Write([]byte("yo"))
+				c.Close()
+			}
+		})
+		in, err := m.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isUTP(in) || remoteAddr(in).Addr().Is4() != utpAddr(peer).Addr().Is4() {
+			t.Errorf("accepted %T from %s for a peer on %s", in, in.RemoteAddr(), peer.Addr())
+		}
+		in.Close()
+		wg.Wait()
+		peer.Close()
+	}
+	if err := m.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := m.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second) // liveness bound, not a speed check
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }

@@ -55,6 +55,12 @@ type e2eScenario struct {
 	IdleTimeout time.Duration
 	// PeerFunc, if set, adjusts each peer (swarmtest.Config.PeerFunc).
 	PeerFunc func(p *swarmtest.Peer)
+	// Reach gives shares of the swarm's peers reach options (MSE required, uTP only, IPv6).
+	Reach swarmtest.ReachConfig
+	// DualStack has btda listen and dial on 127.0.0.1 and [::1] (peer.source_addresses),
+	// take any number of incoming connections per IP (every IPv6 peer is ::1), and the
+	// swarm's IPv6 peers dial it on [::1].
+	DualStack bool
 }
 
 // truthHorizon is the truth window of anchored runs: every scripted crossing happens
@@ -139,6 +145,10 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 	if sc.NoDialOut {
 		dialOut = ""
 	}
+	dialOut6 := ""
+	if sc.DualStack && !sc.NoDialOut {
+		dialOut6 = fmt.Sprintf("[::1]:%d", r.btdaPort)
+	}
 	dhtNodes := 4
 	if sc.NoDHT {
 		dhtNodes = 0
@@ -150,6 +160,8 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 		Tracker:         swarmtest.TrackerConfig{Enabled: true},
 		DHT:             swarmtest.DHTConfig{Nodes: dhtNodes},
 		DialOut:         dialOut,
+		DialOut6:        dialOut6,
+		Reach:           sc.Reach,
 		DialOutFraction: 0.3,
 		Redial:          2 * time.Second,
 		CurveFunc:       curves,
@@ -179,12 +191,15 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 	if sc.StorePath != "" {
 		r.dbPath = sc.StorePath
 	}
+	peerCfg := fmt.Sprintf("  listen_address: \"127.0.0.1:%d\"\n", r.btdaPort)
+	if sc.DualStack {
+		peerCfg = fmt.Sprintf("  listen_address: \":%d\"\n  source_addresses: [127.0.0.1, \"::1\"]\n  incoming_per_ip: 1000\n", r.btdaPort)
+	}
 	cfg := fmt.Sprintf(`torrents:
   directory: %s
   magnet_file: ""
 peer:
-  listen_address: "127.0.0.1:%d"
-%strackers:
+%s%strackers:
   request_interval: 1m
   timeout: 2s
 %sstorage:
@@ -193,7 +208,7 @@ peer:
 geoip:
   city_database: %s
   asn_database: %s
-`, filepath.Join(r.dir, "torrents"), r.btdaPort, sc.Probe, dhtCfg, r.dbPath, city, asn)
+`, filepath.Join(r.dir, "torrents"), peerCfg, sc.Probe, dhtCfg, r.dbPath, city, asn)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -191,10 +191,15 @@ func newParts(cfg *config.Config, sh daemon.Shard, reg prometheus.Registerer, lo
 	if cfg.Peer.UTP {
 		// uTP on the same address and port number as TCP, over UDP: peers that dial uTP
 		// first find btda where trackers and PEX say it is, and our uTP sessions leave from it.
-		// (The first listen address: the source address's, when one is set.)
-		host, _, _ := net.SplitHostPort(peerAddrs[0])
-		addr := net.JoinHostPort(host, strconv.Itoa(dc.PeerListener.Addr().(*net.TCPAddr).Port))
-		sock, err := probe.ListenUTP(addr)
+		// One socket per listen address, as for TCP: with a source address of each family,
+		// IPv6 peers are reached over uTP from the IPv6 one.
+		tcpPort := strconv.Itoa(dc.PeerListener.Addr().(*net.TCPAddr).Port)
+		addrs := make([]string, 0, len(peerAddrs))
+		for _, a := range peerAddrs {
+			host, _, _ := net.SplitHostPort(a)
+			addrs = append(addrs, net.JoinHostPort(host, tcpPort))
+		}
+		sock, err := probe.ListenUTPAll(addrs)
 		if err != nil {
 			return dc, nil, fmt.Errorf("peer listener (uTP): %w", err)
 		}

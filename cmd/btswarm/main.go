@@ -34,11 +34,12 @@ func main() {
 
 type options struct {
 	config, out, dialout, listenMode, logLevel string
-	metrics                                    string
+	metrics, dialout6                          string
 	seed                                       uint64
 	torrents, peers, dhtNodes, maxConns        int
 	duration                                   time.Duration
 	threshold, dialoutFraction                 float64
+	requireMSE, utpOnly, ipv6                  float64
 	tracker                                    bool
 	set                                        map[string]*bool
 }
@@ -69,6 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app.Flag("out", "Output directory for torrents/, magnets.txt, GeoIP databases and truth.json.").Default("btswarm-out").StringVar(&o.out)
 	flag("dialout", "btda's loopback listen address (IP:port); some peers connect to it.").StringVar(&o.dialout)
 	flag("dialout-fraction", "Fraction of talking peers that dial out.").Default("0.1").Float64Var(&o.dialoutFraction)
+	flag("dialout6", "btda's [::1] listen address ([::1]:port); the IPv6 peers among the dialling ones connect to it.").StringVar(&o.dialout6)
+	flag("require-mse", "Share of the talking peers that accept only MSE-encrypted (RC4) connections.").Default("0").Float64Var(&o.requireMSE)
+	flag("utp-only", "Share of the peers that listen and dial over uTP only.").Default("0").Float64Var(&o.utpOnly)
+	flag("ipv6", "Share of the peers that live on [::1] (each on its own port).").Default("0").Float64Var(&o.ipv6)
 	flag("tracker", "Run a loopback HTTP+UDP tracker and put it in the torrents.").BoolVar(&o.tracker)
 	flag("dht-nodes", "Run a loopback DHT cluster of this many nodes (0: none).").Default("0").IntVar(&o.dhtNodes)
 	flag("listen-mode", "auto, per-address or shared (shared needs a loopback-only namespace: unshare -n).").Default("auto").StringVar(&o.listenMode)
@@ -211,6 +216,18 @@ func (o options) config2() (swarmtest.Config, error) {
 	}
 	if use("dialout-fraction") && cfg.DialOut != "" {
 		cfg.DialOutFraction = o.dialoutFraction
+	}
+	if use("dialout6") && o.dialout6 != "" {
+		cfg.DialOut6 = o.dialout6
+	}
+	if use("require-mse") {
+		cfg.Reach.RequireMSE = o.requireMSE
+	}
+	if use("utp-only") {
+		cfg.Reach.UTPOnly = o.utpOnly
+	}
+	if use("ipv6") {
+		cfg.Reach.IPv6 = o.ipv6
 	}
 	if use("tracker") && o.tracker {
 		cfg.Tracker.Enabled = true

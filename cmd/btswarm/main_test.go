@@ -110,6 +110,8 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{[]string{"--config", "/nonexistent/swarm.yml"}, "nonexistent"},
 		{[]string{"--listen-mode", "everywhere", "--duration", "1s"}, "listen_mode"},
 		{[]string{"--metrics", "0.0.0.0:9999", "--duration", "1s"}, "loopback"},
+		{[]string{"--require-mse", "1.5", "--duration", "1s"}, "reach.require_mse"},
+		{[]string{"--dialout6", "127.0.0.1:6881", "--duration", "1s"}, "dialout6"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer

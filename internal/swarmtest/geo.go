@@ -103,6 +103,12 @@ const (
 // every country's 127.Octet.0.0/16 (two /17 halves) to its records, and
 // returns their paths.
 func WriteGeoIP(dir string, countries []Country) (cityPath, asnPath string, err error) {
+	return writeGeoIP(dir, countries, nil)
+}
+
+// writeGeoIP is WriteGeoIP that also places ::1 in country v6 (its first city and ASN),
+// when v6 is not nil: the swarm's IPv6 peers all live there.
+func writeGeoIP(dir string, countries []Country, v6 *Country) (cityPath, asnPath string, err error) {
 	if err := validateCountries(countries); err != nil {
 		return "", "", err
 	}
@@ -122,27 +128,39 @@ func WriteGeoIP(dir string, countries []Country) (cityPath, asnPath string, err 
 	if err != nil {
 		return "", "", fmt.Errorf("geoip: new asn tree: %w", err)
 	}
+	type block struct {
+		n *net.IPNet
+		c Country
+		h int
+	}
+	var blocks []block
 	for _, c := range countries {
 		for h := 0; h < 2; h++ {
-			n := &net.IPNet{IP: net.IPv4(127, byte(c.Octet), byte(128*h), 0).To4(), Mask: net.CIDRMask(17, 32)}
-			rec := mmdbtype.Map{
-				"continent": mmdbtype.Map{"code": mmdbtype.String(c.Continent),
-					"names": mmdbtype.Map{"en": mmdbtype.String(c.Continent)}},
-				"country": mmdbtype.Map{"iso_code": mmdbtype.String(c.ISO),
-					"names": mmdbtype.Map{"en": mmdbtype.String(c.ISO)}},
-				"registered_country": mmdbtype.Map{"iso_code": mmdbtype.String(c.ISO)},
-				"city":               mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(c.Cities[h])}},
-			}
-			if err := city.Insert(n, rec); err != nil {
-				return "", "", fmt.Errorf("geoip: insert %s into city db: %w", n, err)
-			}
-			arec := mmdbtype.Map{
-				"autonomous_system_number":       mmdbtype.Uint32(c.ASN[h]),
-				"autonomous_system_organization": mmdbtype.String(c.ASOrg[h]),
-			}
-			if err := asn.Insert(n, arec); err != nil {
-				return "", "", fmt.Errorf("geoip: insert %s into asn db: %w", n, err)
-			}
+			blocks = append(blocks, block{&net.IPNet{IP: net.IPv4(127, byte(c.Octet), byte(128*h), 0).To4(), Mask: net.CIDRMask(17, 32)}, c, h})
+		}
+	}
+	if v6 != nil {
+		blocks = append(blocks, block{&net.IPNet{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)}, *v6, 0})
+	}
+	for _, bl := range blocks {
+		n, c, h := bl.n, bl.c, bl.h
+		rec := mmdbtype.Map{
+			"continent": mmdbtype.Map{"code": mmdbtype.String(c.Continent),
+				"names": mmdbtype.Map{"en": mmdbtype.String(c.Continent)}},
+			"country": mmdbtype.Map{"iso_code": mmdbtype.String(c.ISO),
+				"names": mmdbtype.Map{"en": mmdbtype.String(c.ISO)}},
+			"registered_country": mmdbtype.Map{"iso_code": mmdbtype.String(c.ISO)},
+			"city":               mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(c.Cities[h])}},
+		}
+		if err := city.Insert(n, rec); err != nil {
+			return "", "", fmt.Errorf("geoip: insert %s into city db: %w", n, err)
+		}
+		arec := mmdbtype.Map{
+			"autonomous_system_number":       mmdbtype.Uint32(c.ASN[h]),
+			"autonomous_system_organization": mmdbtype.String(c.ASOrg[h]),
+		}
+		if err := asn.Insert(n, arec); err != nil {
+			return "", "", fmt.Errorf("geoip: insert %s into asn db: %w", n, err)
 		}
 	}
 	cityPath = filepath.Join(dir, CityDBName)

@@ -32,6 +32,10 @@ var (
 		"Connections dialled to Config.DialOut.", nil, nil)
 	descDialFail = prometheus.NewDesc("btswarm_dialout_failures_total",
 		"Dials to Config.DialOut that failed, by reason.", []string{"reason"}, nil)
+	descEncrypted = prometheus.NewDesc("btswarm_mse_handshakes_total",
+		"MSE handshakes completed by peers that require encryption (reach.require_mse).", nil, nil)
+	descUTP = prometheus.NewDesc("btswarm_utp_sessions_total",
+		"Connections of uTP-only peers (reach.utp_only), accepted or dialled.", nil, nil)
 )
 
 type crossKey struct{ torrent, country string }
@@ -71,7 +75,7 @@ func (s *Swarm) Collector() prometheus.Collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCrossings, descPeers, descStart, descAccepted, descRejected,
-		descHandshakes, descHandshakeFail, descUpdates, descDialOuts, descDialFail} {
+		descHandshakes, descHandshakeFail, descUpdates, descDialOuts, descDialFail, descEncrypted, descUTP} {
 		ch <- d
 	}
 }
@@ -100,8 +104,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Stats()
 	ch <- prometheus.MustNewConstMetric(descAccepted, prometheus.CounterValue, float64(st.Accepted))
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(st.Rejected))
-	ch <- prometheus.MustNewConstMetric(descHandshakes, prometheus.CounterValue, float64(st.Handshakes+st.BadHandshakes))
+	ch <- prometheus.MustNewConstMetric(descHandshakes, prometheus.CounterValue, float64(st.Handshakes+st.BadHandshakes+st.PlaintextRefused))
 	ch <- prometheus.MustNewConstMetric(descHandshakeFail, prometheus.CounterValue, float64(st.BadHandshakes), "handshake")
+	ch <- prometheus.MustNewConstMetric(descHandshakeFail, prometheus.CounterValue, float64(st.PlaintextRefused), "plaintext_refused")
+	ch <- prometheus.MustNewConstMetric(descEncrypted, prometheus.CounterValue, float64(st.Encrypted))
+	ch <- prometheus.MustNewConstMetric(descUTP, prometheus.CounterValue, float64(st.UTPSessions))
 	ch <- prometheus.MustNewConstMetric(descUpdates, prometheus.CounterValue, float64(st.Updates))
 	ch <- prometheus.MustNewConstMetric(descDialOuts, prometheus.CounterValue, float64(st.DialOuts+st.DialFailures))
 	ch <- prometheus.MustNewConstMetric(descDialFail, prometheus.CounterValue, float64(st.DialFailures), "dial")

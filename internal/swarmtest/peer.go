@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	utp "github.com/anacrolix/go-libutp"
 	"github.com/zeebo/bencode"
 )
 
@@ -40,9 +41,14 @@ type Peer struct {
 	// FixedPeerID makes the peer use one peer_id for all its connections, as Transmission,
 	// rtorrent, aria2 and ctorrent do (libtorrent draws one per connection, the default).
 	FixedPeerID bool
+	// Reach options (ReachConfig): RequireMSE peers accept and open only MSE-encrypted
+	// connections (RC4); UTPOnly peers listen and dial over uTP only; IPv6 peers live on
+	// [::1] (Addr) in the country Config.Reach.IPv6Country and dial Config.DialOut6.
+	RequireMSE, UTPOnly, IPv6 bool
 
 	behaviour Behaviour
-	permA     int // pieces are acquired in the order (permA·i + permB) mod Pieces
+	utp       *utp.Socket // a UTPOnly peer's socket: its listener and dialer
+	permA     int         // pieces are acquired in the order (permA·i + permB) mod Pieces
 	permB     int
 	// contact is 1 + the swarm time (ns) of the peer's first completed handshake, 0
 	// before; it starts an Anchored curve's clock.
@@ -185,6 +191,9 @@ func (s *Swarm) serve(ctx context.Context, p *Peer, conn net.Conn, outgoing bool
 	defer stop()
 	defer conn.Close()
 	s.stats.sessions.Add(1)
+	if p.UTPOnly {
+		s.stats.utpSessions.Add(1)
+	}
 	ss := &session{s: s, p: p, conn: conn, outgoing: outgoing, extReady: make(chan struct{})}
 	b := p.behaviour
 	if p.left(s.Elapsed()) {
@@ -207,6 +216,20 @@ func (s *Swarm) serve(ctx context.Context, p *Peer, conn net.Conn, outgoing bool
 	}
 	if !b.Talks {
 		return
+	}
+	if p.RequireMSE {
+		c, err := ss.encrypt(ctx)
+		if err != nil {
+			if errors.Is(err, errPlaintextRefused) {
+				s.stats.plaintextRefused.Add(1)
+			} else {
+				s.stats.badHandshakes.Add(1)
+			}
+			s.log.Debug("MSE handshake failed", "peer", p.Index, "err", err)
+			return
+		}
+		s.stats.encrypted.Add(1)
+		ss.conn = c
 	}
 	if err := ss.handshake(); err != nil {
 		s.stats.badHandshakes.Add(1)
@@ -366,6 +389,9 @@ func (ss *session) extHandshake() []byte {
 	}
 	if b.UploadOnly >= 0 {
 		d["upload_only"] = b.UploadOnly
+	}
+	if p.RequireMSE {
+		d["e"] = 1 // BEP 10: prefers encryption
 	}
 	out, _ := bencode.EncodeBytes(d) // only ints, strings and maps: cannot fail
 	return out

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	utp "github.com/anacrolix/go-libutp"
+
 	"github.com/btda/btda/internal/swarmtest/swarmdht"
 	"github.com/btda/btda/internal/swarmtest/swarmtracker"
 )
@@ -60,6 +62,11 @@ type Config struct {
 	DialOut         string        `yaml:"dialout"`
 	DialOutFraction float64       `yaml:"dialout_fraction"`
 	Redial          time.Duration `yaml:"redial"`
+	// DialOut6 is btda's [::1] listen address, which IPv6 peers dial (they dial nothing
+	// without it).
+	DialOut6 string `yaml:"dialout6"`
+	// Reach gives shares of the peers reach options: MSE required, uTP only, IPv6.
+	Reach ReachConfig `yaml:"reach"`
 	// Dir, if set, receives torrents/, magnets.txt and the GeoIP databases.
 	Dir string `yaml:"dir"`
 	// IdleTimeout and KeepAlive override every profile's values (tests).
@@ -85,8 +92,10 @@ type Config struct {
 	// CurveFunc, if set, may replace a peer's drawn curve (tests that need
 	// exact scenarios); it is called once per peer during Start.
 	CurveFunc func(p *Peer) (Curve, bool) `yaml:"-"`
-	// PeerFunc, if set, is called once per peer during Start after its curve and DialOut
-	// are drawn; it may change DialOut, DialFrom, FixedPeerID and the curve.
+	// PeerFunc, if set, is called once per peer during Start after its curve, DialOut and
+	// reach options are drawn; it may change DialOut, DialFrom, FixedPeerID, RequireMSE,
+	// UTPOnly, IPv6 and the curve. (IPv6 peers need Tracker.IPv6 for the UDP tracker to
+	// hand them out; a non-zero Reach.IPv6 sets it.)
 	PeerFunc func(p *Peer) `yaml:"-"`
 }
 
@@ -96,6 +105,9 @@ type TrackerConfig struct {
 	HTTPPort uint16        `yaml:"http_port"` // 0: picked
 	UDPPort  uint16        `yaml:"udp_port"`  // 0: picked
 	Interval time.Duration `yaml:"interval"`  // announce interval sent to clients (default 30 min)
+	// IPv6 also serves the tracker on [::1] and writes its udp:// URL there into the
+	// torrents: over UDP a tracker hands out peers of the family asked on (BEP 15).
+	IPv6 bool `yaml:"ipv6"`
 }
 
 // DHTConfig configures the swarm's DHT cluster.
@@ -149,6 +161,9 @@ func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = RealClock{}
 	}
+	if c.Reach.IPv6 > 0 {
+		c.Tracker.IPv6 = true
+	}
 	return c
 }
 
@@ -193,6 +208,18 @@ func (c Config) validate() error {
 			return fmt.Errorf("dialout: %s is not a loopback address; the swarm only talks to loopback", ap)
 		}
 	}
+	if c.DialOut6 != "" {
+		ap, err := netip.ParseAddrPort(c.DialOut6)
+		if err != nil {
+			return fmt.Errorf("dialout6: %q is not an [IPv6]:port: %w", c.DialOut6, err)
+		}
+		if !ap.Addr().Is6() || !ap.Addr().IsLoopback() {
+			return fmt.Errorf("dialout6: %s is not the IPv6 loopback address; the swarm only talks to loopback", ap)
+		}
+	}
+	if err := c.Reach.validate(c.Countries); err != nil {
+		return err
+	}
 	if c.DHT.Nodes < 0 || c.DHT.Nodes > swarmdht.MaxNodes {
 		return fmt.Errorf("dht.nodes: %d outside 0..%d", c.DHT.Nodes, swarmdht.MaxNodes)
 	}
@@ -203,11 +230,15 @@ func (c Config) validate() error {
 type Stats struct {
 	Accepted, Rejected, Sessions, Handshakes, BadHandshakes int64
 	Updates, DialOuts, DialFailures                         int64
+	// Encrypted counts MSE handshakes completed by RequireMSE peers, PlaintextRefused the
+	// plaintext handshakes they closed, UTPSessions the sessions of UTPOnly peers.
+	Encrypted, PlaintextRefused, UTPSessions int64
 }
 
 type stats struct {
 	accepted, rejected, sessions, handshakes, badHandshakes atomic.Int64
 	updates, dialOuts, dialFailures                         atomic.Int64
+	encrypted, plaintextRefused, utpSessions                atomic.Int64
 }
 
 // Swarm is a running synthetic swarm.
@@ -255,12 +286,16 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Swarm, error)
 	if cfg.Tracker.Enabled {
 		// The tracker comes first: its URLs go into the torrent files.
 		tr, err := swarmtracker.Start(s.ctx, swarmtracker.Config{Seed: cfg.Seed, HTTPPort: cfg.Tracker.HTTPPort,
-			UDPPort: cfg.Tracker.UDPPort, Interval: cfg.Tracker.Interval, Logger: s.log})
+			UDPPort: cfg.Tracker.UDPPort, Interval: cfg.Tracker.Interval, IPv6: cfg.Tracker.IPv6, Logger: s.log})
 		if err != nil {
 			return fail(err)
 		}
 		s.tracker = tr
 		s.announce = append(s.announce, tr.AnnounceURL(), tr.UDPAnnounceURL())
+		if cfg.Tracker.IPv6 {
+			// HTTP hands out peers6 on either family; UDP only the family asked on.
+			s.announce = append(s.announce, tr.UDPAnnounceURL6())
+		}
 	}
 	s.announce = append(s.announce, cfg.Trackers...)
 	if err := s.build(); err != nil {
@@ -369,6 +404,7 @@ func (s *Swarm) build() error {
 	}
 	r.Shuffle(len(plist), func(i, j int) { plist[i], plist[j] = plist[j], plist[i] })
 	r.Shuffle(len(clist), func(i, j int) { clist[i], clist[j] = clist[j], clist[i] })
+	reach := drawReach(cfg.Seed, cfg.Reach, plist)
 	used := make([]int, len(cfg.Countries))
 	s.byTor = make([][]*Peer, len(s.torrents))
 	for i := 0; i < cfg.Peers; i++ {
@@ -403,9 +439,19 @@ func (s *Swarm) build() error {
 			}
 		}
 		p.DialOut = cfg.DialOut != "" && p.Profile != Refuse && r.Float64() < cfg.DialOutFraction
+		p.RequireMSE, p.UTPOnly, p.IPv6 = reach.mse[i], reach.utp[i], reach.v6[i]
 		if cfg.PeerFunc != nil {
 			cfg.PeerFunc(p)
 			p.DialOut = p.DialOut && cfg.DialOut != ""
+		}
+		p.RequireMSE = p.RequireMSE && p.behaviour.Talks
+		if p.IPv6 {
+			// Loopback IPv6 is one address: the peer is told apart by its port, and
+			// lives in the country ::1 is in.
+			v6 := cfg.ipv6Country()
+			p.Addr = netip.AddrPortFrom(netip.IPv6Loopback(), 0)
+			p.Country, p.Continent, p.City, p.ASN, p.ASOrg = v6.ISO, v6.Continent, v6.Cities[0], v6.ASN[0], v6.ASOrg[0]
+			p.DialOut = p.DialOut && cfg.DialOut6 != ""
 		}
 		s.peers = append(s.peers, p)
 		s.byTor[t.Index] = append(s.byTor[t.Index], p)
@@ -492,11 +538,18 @@ func loopbackOnly() (bool, error) {
 }
 
 func (s *Swarm) listen() error {
-	var listening []*Peer
+	var listening, own []*Peer
 	for _, p := range s.peers {
-		if p.Profile != Refuse {
+		switch {
+		case p.ownSocket():
+			own = append(own, p)
+		case p.Profile != Refuse:
 			listening = append(listening, p)
 		}
+	}
+	if len(own) > s.cfg.PerAddressLimit {
+		return fmt.Errorf("listen: %d IPv6 or uTP-only peers exceed per_address_limit %d: each needs a socket of its own",
+			len(own), s.cfg.PerAddressLimit)
 	}
 	mode := s.cfg.ListenMode
 	if mode == ListenAuto {
@@ -516,9 +569,13 @@ func (s *Swarm) listen() error {
 				"need a network namespace whose only interface is loopback (run under `unshare -n`)",
 				len(listening), s.cfg.PerAddressLimit)
 		}
-		return s.listenShared(listening)
+		if err := s.listenShared(listening); err != nil {
+			return err
+		}
+	} else if err := s.listenPerAddress(listening); err != nil {
+		return err
 	}
-	return s.listenPerAddress(listening)
+	return s.listenOwn(own)
 }
 
 func (s *Swarm) listenPerAddress(listening []*Peer) error {
@@ -532,7 +589,7 @@ func (s *Swarm) listenPerAddress(listening []*Peer) error {
 		s.listeners = append(s.listeners, &peerListener{Listener: l, peer: p})
 	}
 	for _, p := range s.peers {
-		if p.Profile == Refuse {
+		if p.Profile == Refuse && !p.ownSocket() {
 			port, err := freePort(p.Addr.Addr())
 			if err != nil {
 				return err
@@ -543,9 +600,70 @@ func (s *Swarm) listenPerAddress(listening []*Peer) error {
 	return nil
 }
 
+// listenOwn gives the IPv6 and uTP-only peers sockets of their own (a TCP listener, or a
+// uTP socket that is also the peer's dialer), in every listen mode; refusing ones get a
+// port nothing listens on. They count against PerAddressLimit on their own. A uTP-only
+// peer's port is never one of the shared wildcard TCP ports, so that a TCP connect to it
+// is refused, not taken by a shared listener.
+func (s *Swarm) listenOwn(own []*Peer) error {
+	wild := map[uint16]bool{}
+	for _, l := range s.listeners {
+		if pl := l.(*peerListener); pl.byAddr != nil {
+			wild[pl.Addr().(*net.TCPAddr).AddrPort().Port()] = true
+		}
+	}
+	for _, p := range own {
+		host := p.Addr.Addr()
+		switch {
+		case p.Profile == Refuse && p.UTPOnly:
+			port, err := freeUDPPort(host)
+			if err != nil {
+				return err
+			}
+			p.Addr = netip.AddrPortFrom(host, port)
+		case p.Profile == Refuse:
+			port, err := freePort(host)
+			if err != nil {
+				return err
+			}
+			p.Addr = netip.AddrPortFrom(host, port)
+		case p.UTPOnly:
+			var sock *utp.Socket
+			for try := 0; sock == nil; try++ {
+				var err error
+				if sock, err = listenUTP(netip.AddrPortFrom(host, 0)); err != nil {
+					return fmt.Errorf("uTP socket on %s for peer %d: %w", host, p.Index, err)
+				}
+				if wild[sock.Addr().(*net.UDPAddr).AddrPort().Port()] && try < 10 {
+					sock.Close()
+					sock = nil
+				}
+			}
+			p.utp = sock
+			p.Addr = sock.Addr().(*net.UDPAddr).AddrPort()
+			s.listeners = append(s.listeners, &peerListener{Listener: utpListener{sock}, peer: p})
+		default:
+			l, err := net.Listen(tcpNetwork(host), netip.AddrPortFrom(host, 0).String())
+			if err != nil {
+				return fmt.Errorf("listen on %s for peer %d: %w", host, p.Index, err)
+			}
+			p.Addr = l.Addr().(*net.TCPAddr).AddrPort()
+			s.listeners = append(s.listeners, &peerListener{Listener: l, peer: p})
+		}
+	}
+	return nil
+}
+
+func tcpNetwork(a netip.Addr) string {
+	if a.Is4() {
+		return "tcp4"
+	}
+	return "tcp6"
+}
+
 // freePort returns a port nothing listens on at addr (bind, then release).
 func freePort(addr netip.Addr) (uint16, error) {
-	l, err := net.Listen("tcp4", netip.AddrPortFrom(addr, 0).String())
+	l, err := net.Listen(tcpNetwork(addr), netip.AddrPortFrom(addr, 0).String())
 	if err != nil {
 		return 0, fmt.Errorf("reserve a refusing port on %s: %w", addr, err)
 	}
@@ -582,7 +700,7 @@ func (s *Swarm) listenShared(listening []*Peer) error {
 		return err
 	}
 	for _, p := range s.peers {
-		if p.Profile == Refuse {
+		if p.Profile == Refuse && !p.ownSocket() {
 			p.Addr = netip.AddrPortFrom(p.Addr.Addr(), port)
 		}
 	}
@@ -655,12 +773,7 @@ func (s *Swarm) dialLoop(p *Peer) {
 			s.stats.rejected.Add(1)
 			continue
 		}
-		from := p.Addr.Addr()
-		if p.DialFrom.IsValid() {
-			from = p.DialFrom
-		}
-		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))}
-		conn, err := d.DialContext(s.ctx, "tcp4", s.cfg.DialOut)
+		conn, err := s.dial(p)
 		if err != nil {
 			<-s.conns
 			s.stats.dialFailures.Add(1)
@@ -672,21 +785,53 @@ func (s *Swarm) dialLoop(p *Peer) {
 	}
 }
 
-// pexPayload names up to 50 other peers of p's torrent (BEP 11).
+// dial opens one of p's own connections to btda: from its listen address (or DialFrom)
+// over TCP to DialOut, over uTP from its uTP socket, and to DialOut6 when it is an IPv6 peer.
+// A uTP-only peer dials from its socket, never from DialFrom.
+func (s *Swarm) dial(p *Peer) (net.Conn, error) {
+	target := s.cfg.DialOut
+	if p.IPv6 {
+		target = s.cfg.DialOut6
+	}
+	if p.UTPOnly {
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+		defer cancel()
+		network := "udp4"
+		if p.IPv6 {
+			network = "udp6"
+		}
+		return p.utp.DialContext(ctx, network, target)
+	}
+	from := p.Addr.Addr()
+	if p.DialFrom.IsValid() {
+		from = p.DialFrom
+	}
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))}
+	return d.DialContext(s.ctx, tcpNetwork(from), target)
+}
+
+// pexPayload names up to 50 other peers of p's torrent (BEP 11, IPv6 in added6), with the
+// flags their reach options imply.
 func (s *Swarm) pexPayload(p *Peer) []byte {
 	peers := s.byTor[p.Torrent.Index]
-	var added, flags []byte
-	for i := 0; i < len(peers) && len(flags) < 50; i++ {
+	var added, flags, added6, flags6 []byte
+	for i := 0; i < len(peers) && len(flags)+len(flags6) < 50; i++ {
 		o := peers[(p.Index+i)%len(peers)]
-		if o == p || !o.Addr.Addr().Is4() {
+		if o == p {
 			continue
 		}
-		a := o.Addr.Addr().As4()
-		added = append(added, a[:]...)
-		added = append(added, byte(o.Addr.Port()>>8), byte(o.Addr.Port()))
-		flags = append(flags, 0)
+		port := []byte{byte(o.Addr.Port() >> 8), byte(o.Addr.Port())}
+		if a := o.Addr.Addr(); a.Is4() {
+			a4 := a.As4()
+			added = append(append(added, a4[:]...), port...)
+			flags = append(flags, o.pexFlags())
+		} else {
+			a16 := a.As16()
+			added6 = append(append(added6, a16[:]...), port...)
+			flags6 = append(flags6, o.pexFlags())
+		}
 	}
-	return encodePEX(added, flags)
+	return encodePEX(added, flags, added6, flags6)
 }
 
 // Elapsed is the swarm time now.
@@ -715,7 +860,9 @@ func (s *Swarm) Stats() Stats {
 	return Stats{Accepted: s.stats.accepted.Load(), Rejected: s.stats.rejected.Load(),
 		Sessions: s.stats.sessions.Load(), Handshakes: s.stats.handshakes.Load(),
 		BadHandshakes: s.stats.badHandshakes.Load(), Updates: s.stats.updates.Load(),
-		DialOuts: s.stats.dialOuts.Load(), DialFailures: s.stats.dialFailures.Load()}
+		DialOuts: s.stats.dialOuts.Load(), DialFailures: s.stats.dialFailures.Load(),
+		Encrypted: s.stats.encrypted.Load(), PlaintextRefused: s.stats.plaintextRefused.Load(),
+		UTPSessions: s.stats.utpSessions.Load()}
 }
 
 // Close stops every listener, connection, the tracker and the DHT, and
@@ -752,9 +899,13 @@ func (s *Swarm) publish() {
 	}
 	for _, t := range s.torrents {
 		addrs := make([]netip.AddrPort, 0, len(s.byTor[t.Index]))
+		var addrs4 []netip.AddrPort
 		complete := 0
 		for _, p := range s.byTor[t.Index] {
 			addrs = append(addrs, p.Addr)
+			if p.Addr.Addr().Is4() {
+				addrs4 = append(addrs4, p.Addr)
+			}
 			if Progress(p, 0) == t.Pieces {
 				complete++
 			}
@@ -765,7 +916,8 @@ func (s *Swarm) publish() {
 				s.tracker.SetScrape(h, complete, len(addrs)-complete, 0)
 			}
 			if s.dht != nil {
-				s.dht.Announce(h, addrs)
+				// The DHT cluster is IPv4 nodes only (no BEP 32): IPv6 peers are on the tracker.
+				s.dht.Announce(h, addrs4)
 			}
 		}
 	}
@@ -805,7 +957,15 @@ func (s *Swarm) writeFiles(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "magnets.txt"), magnets, 0o644); err != nil {
 		return fmt.Errorf("write magnets.txt: %w", err)
 	}
-	city, asn, err := WriteGeoIP(dir, s.cfg.Countries)
+	var v6 *Country
+	for _, p := range s.peers {
+		if p.IPv6 {
+			c := s.cfg.ipv6Country()
+			v6 = &c
+			break
+		}
+	}
+	city, asn, err := writeGeoIP(dir, s.cfg.Countries, v6)
 	if err != nil {
 		return err
 	}

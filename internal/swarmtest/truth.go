@@ -31,6 +31,11 @@ type PeerTruth struct {
 	ASN       uint32 `json:"asn"`
 	ASOrg     string `json:"as_org"`
 	DialOut   bool   `json:"dial_out,omitempty"`
+	// Reach options: what a reader needs to reach the peer (ReachConfig). RequireMSE: an
+	// MSE handshake (RC4); UTPOnly: uTP; IPv6: IPv6 (the peer is on [::1]).
+	RequireMSE bool `json:"require_mse,omitempty"`
+	UTPOnly    bool `json:"utp_only,omitempty"`
+	IPv6       bool `json:"ipv6,omitempty"`
 	// Reports is false for peers whose progress cannot be read (they close,
 	// stay silent, answer garbage or refuse).
 	Reports     bool    `json:"reports"`
@@ -104,7 +109,7 @@ func (s *Swarm) PeerTruth(p *Peer, horizon time.Duration) PeerTruth {
 	thr := Threshold(s.cfg.Threshold, p.Torrent.Pieces)
 	pt := PeerTruth{Index: p.Index, Torrent: p.Torrent.WireHex(), IP: p.Addr.Addr().String(),
 		Port: p.Addr.Port(), Profile: string(p.Profile), Country: p.Country, Continent: p.Continent,
-		City: p.City, ASN: p.ASN, ASOrg: p.ASOrg, DialOut: p.DialOut, Reports: p.Profile.ReportsProgress(),
+		City: p.City, ASN: p.ASN, ASOrg: p.ASOrg, DialOut: p.DialOut, RequireMSE: p.RequireMSE, UTPOnly: p.UTPOnly, IPv6: p.IPv6, Reports: p.Profile.ReportsProgress(),
 		Pieces: p.Torrent.Pieces, PieceLength: p.Torrent.PieceLength, Curve: p.Curve,
 		Knots: p.Curve.Knots(horizon), PiecesPerS: p.Curve.PiecesPerSecond(), BytesPerS: p.BytesPerSecond(),
 		Regresses: p.Curve.RegressBy > 0, Threshold: thr}

@@ -128,10 +128,13 @@ func appendExtended(b []byte, extID byte, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// encodePEX builds a ut_pex payload with IPv4 peers only.
-func encodePEX(added, flags []byte) []byte {
-	out, _ := bencode.EncodeBytes(map[string]any{
-		"added": string(added), "added.f": string(flags),
-	})
+// encodePEX builds a ut_pex payload: compact IPv4 peers in added, IPv6 in added6 (only
+// when any).
+func encodePEX(added, flags, added6, flags6 []byte) []byte {
+	d := map[string]any{"added": string(added), "added.f": string(flags)}
+	if len(added6) > 0 {
+		d["added6"], d["added6.f"] = string(added6), string(flags6)
+	}
+	out, _ := bencode.EncodeBytes(d)
 	return out
 }

@@ -64,18 +64,7 @@ func TestTrackerAndDHTKnowThePeers(t *testing.T) {
 
 func httpAnnounce(t *testing.T, announce string, h [20]byte) []netip.AddrPort {
 	t.Helper()
-	q := url.Values{"info_hash": {string(h[:])}, "peer_id": {"-RD0001-abcdefghijkl"}, "port": {"6881"},
-		"uploaded": {"0"}, "downloaded": {"0"}, "left": {"1"}, "compact": {"1"}, "numwant": {"200"}}
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(announce + "?" + q.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := httpAnnounceBody(t, announce, h)
 	var d struct {
 		Peers   string `bencode:"peers"`
 		Failure string `bencode:"failure reason"`
@@ -88,4 +77,22 @@ func httpAnnounce(t *testing.T, announce string, h [20]byte) []netip.AddrPort {
 		out = append(out, netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[:4])), binary.BigEndian.Uint16(b[4:6])))
 	}
 	return out
+}
+
+// httpAnnounceBody sends one compact HTTP announce for h and returns the reply's body.
+func httpAnnounceBody(t *testing.T, announce string, h [20]byte) []byte {
+	t.Helper()
+	q := url.Values{"info_hash": {string(h[:])}, "peer_id": {"-RD0001-abcdefghijkl"}, "port": {"6881"},
+		"uploaded": {"0"}, "downloaded": {"0"}, "left": {"1"}, "compact": {"1"}, "numwant": {"200"}}
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(announce + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
