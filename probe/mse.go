@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent/mse"
@@ -83,11 +84,27 @@ var errMSE = errors.New("MSE handshake failed")
 // and addresses are the underlying connection's.
 type streamConn struct {
 	net.Conn
-	rw io.ReadWriter
+	rw     io.ReadWriter
+	broken atomic.Bool
 }
 
-func (c *streamConn) Read(b []byte) (int, error)  { return c.rw.Read(b) }
-func (c *streamConn) Write(b []byte) (int, error) { return c.rw.Write(b) }
+func (c *streamConn) Read(b []byte) (int, error) { return c.rw.Read(b) }
+
+// Write fails for good after a short write: mse's RC4 writer drops its cipher then (the
+// stream position is lost) and would panic on the next Write, which a held connection's
+// keep-alive could try before the session sees the connection end.
+func (c *streamConn) Write(b []byte) (int, error) {
+	if c.broken.Load() {
+		return 0, errBrokenStream
+	}
+	n, err := c.rw.Write(b)
+	if err != nil || n != len(b) {
+		c.broken.Store(true)
+	}
+	return n, err
+}
+
+var errBrokenStream = fmt.Errorf("MSE stream: %w after a failed write", net.ErrClosed)
 
 // initiateMSE runs the initiator's MSE handshake on conn for torrent (the info hash is the
 // shared secret, SKEY), offering plaintext and RC4 and letting the peer choose. It is

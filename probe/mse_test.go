@@ -196,3 +196,33 @@ func TestMSEBothWays(t *testing.T) {
 		t.Fatalf("incoming side: encryption %v, peer id %q", in.Encryption, in.Client.PeerID)
 	}
 }
+
+// TestStreamConnWriteAfterFailure: after a failed write the RC4 stream is unusable (mse's
+// writer drops its cipher after a short write); the next Write must fail, not panic.
+func TestStreamConnWriteAfterFailure(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	h := metainfo.Hash{1, 2, 3}
+	done := make(chan error, 1)
+	go func() {
+		keys := func(yield func([]byte) bool) { yield(h[:]) }
+		_, _, err := mse.ReceiveHandshake(context.Background(), b, keys, func(mse.CryptoMethod) mse.CryptoMethod { return mse.CryptoMethodRC4 })
+		done <- err
+	}()
+	c, enc, err := initiateMSE(a, h, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if enc != EncryptionRC4 {
+		t.Fatalf("encryption %v, want rc4", enc)
+	}
+	b.Close()
+	for i := range 3 {
+		if _, err := c.Write([]byte("after close")); err == nil {
+			t.Errorf("write %d to a closed pipe succeeded", i)
+		}
+	}
+}
