@@ -42,7 +42,7 @@ func (s *Scheduler) check() error {
 				return fmt.Errorf("queued entry %d not at its heap position", i)
 			}
 		case stInFlight:
-			if e.flags&flHeld != 0 {
+			if e.flags&(flHeld|flHeldIn) != 0 {
 				held++ // a held connection holds neither a slot nor its IP
 				break
 			}
