@@ -55,6 +55,9 @@ type e2eScenario struct {
 	IdleTimeout time.Duration
 	// PeerFunc, if set, adjusts each peer (swarmtest.Config.PeerFunc).
 	PeerFunc func(p *swarmtest.Peer)
+	// Redial is how long a dial-out peer waits after a session with btda before the next
+	// (default 2 s).
+	Redial time.Duration
 }
 
 // truthHorizon is the truth window of anchored runs: every scripted crossing happens
@@ -135,6 +138,9 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 			return c, ok
 		}
 	}
+	if sc.Redial == 0 {
+		sc.Redial = 2 * time.Second
+	}
 	dialOut := fmt.Sprintf("127.0.0.1:%d", r.btdaPort)
 	if sc.NoDialOut {
 		dialOut = ""
@@ -151,7 +157,7 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 		DHT:             swarmtest.DHTConfig{Nodes: dhtNodes},
 		DialOut:         dialOut,
 		DialOutFraction: 0.3,
-		Redial:          2 * time.Second,
+		Redial:          sc.Redial,
 		CurveFunc:       curves,
 		PeerFunc:        sc.PeerFunc,
 		IdleTimeout:     sc.IdleTimeout,

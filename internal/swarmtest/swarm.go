@@ -86,7 +86,8 @@ type Config struct {
 	// exact scenarios); it is called once per peer during Start.
 	CurveFunc func(p *Peer) (Curve, bool) `yaml:"-"`
 	// PeerFunc, if set, is called once per peer during Start after its curve and DialOut
-	// are drawn; it may change DialOut, DialFrom, FixedPeerID and the curve.
+	// are drawn; it may change DialOut, DialFrom, FixedPeerID, Unlisted, HidePortFor and
+	// the curve.
 	PeerFunc func(p *Peer) `yaml:"-"`
 }
 
@@ -635,7 +636,8 @@ func (s *Swarm) acceptLoop(l net.Listener) {
 }
 
 // dialLoop connects peer p to Config.DialOut, first after a spread-out
-// delay, then again Redial after each session ends, until the swarm closes.
+// delay, then again Redial after each session ends (at most a second after a
+// failed dial), until the swarm closes.
 func (s *Swarm) dialLoop(p *Peer) {
 	defer s.wg.Done()
 	delay := time.Duration(p.Index%1000) * time.Millisecond
@@ -664,6 +666,7 @@ func (s *Swarm) dialLoop(p *Peer) {
 		if err != nil {
 			<-s.conns
 			s.stats.dialFailures.Add(1)
+			delay = min(s.cfg.Redial, time.Second) // btda may not listen yet
 			continue
 		}
 		s.stats.dialOuts.Add(1)
@@ -678,7 +681,7 @@ func (s *Swarm) pexPayload(p *Peer) []byte {
 	var added, flags []byte
 	for i := 0; i < len(peers) && len(flags) < 50; i++ {
 		o := peers[(p.Index+i)%len(peers)]
-		if o == p || !o.Addr.Addr().Is4() {
+		if o == p || o.Unlisted || !o.Addr.Addr().Is4() {
 			continue
 		}
 		a := o.Addr.Addr().As4()
@@ -754,6 +757,9 @@ func (s *Swarm) publish() {
 		addrs := make([]netip.AddrPort, 0, len(s.byTor[t.Index]))
 		complete := 0
 		for _, p := range s.byTor[t.Index] {
+			if p.Unlisted {
+				continue
+			}
 			addrs = append(addrs, p.Addr)
 			if Progress(p, 0) == t.Pieces {
 				complete++
