@@ -112,7 +112,7 @@ func FuzzOperations(f *testing.F) {
 	f.Add([]byte{0, 16, 32, 48, 1, 2, 4, 1, 2, 36, 1, 2, 68, 1, 2, 100, 1, 2, 132, 1, 2, 5, 1, 2})
 	// A known peer held from the incoming side: not dialled; a second incoming session ends
 	// without ending the hold; the torrent removed under it.
-	f.Add([]byte{0, 9, 8, 109, 1, 0, 3, 50, 1, 0, 8, 109, 6, 109, 1, 0, 4, 4, 8, 109})
+	f.Add([]byte{0, 0, 8, 70, 1, 0, 3, 50, 1, 0, 6, 71, 1, 0, 6, 70, 1, 0, 8, 100, 4, 0, 8, 70, 1, 0})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		if len(ops) > 400 {
 			ops = ops[:400]
