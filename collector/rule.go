@@ -151,7 +151,15 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 		}
 	}
 	src := int(sourceOf(o))
-	if !found {
+	merged := false
+	if !found && port != 0 {
+		// The known-port identity appears now: the unknown-port one of the same client,
+		// stored before it, becomes it (identity.go).
+		if rec, merged, err = c.adoptUnknown(tx, o, addr, port); err != nil {
+			return err
+		}
+	}
+	if !found && !merged {
 		rec = c.newPeer(o, addr)
 		t := r.delta.Torrents[o.Torrent]
 		t.Peers++
@@ -177,6 +185,8 @@ func (c *Recorder) observe(tx *store.Tx, o *probe.Observation, r *batchResult) e
 		if err := c.noteKnownPort(tx, o, addr, port, !found); err != nil {
 			return err
 		}
+	} else if err := c.noteUnknownPort(tx, o, addr); err != nil {
+		return err
 	}
 	if o.Known {
 		if err := c.progress(tx, key, &rec, o, addr, port, r); err != nil {

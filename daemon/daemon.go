@@ -128,6 +128,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Daemon, error) {
 		lc.Lookup = d.lookupActive
 		lc.InfoHashes = d.infoHashes
 		lc.Deliver = d.incoming
+		lc.Watch = d.incomingWatch
+		lc.OnHold = d.incomingHeld
 		lc.ShutdownTimeout = SessionGrace
 		lc.Logger = cfg.Logger
 		if d.listener, err = probe.NewListener(cfg.Prober, lc); err != nil {

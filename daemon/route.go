@@ -87,6 +87,27 @@ func (d *Daemon) incoming(obs probe.Observation) {
 	d.routePEX(obs.Torrent, &obs)
 }
 
+// incomingWatch answers an incoming session's hold decision (probe.ListenerConfig.Watch)
+// from the scheduler, under the torrent's ID.
+func (d *Daemon) incomingWatch(o *probe.Observation) (probe.WatchInfo, bool) {
+	q := probe.Observation{Torrent: o.Torrent, Addr: o.Addr, ListenPort: o.ListenPort}
+	if e, ok := d.registry.Lookup(o.Torrent); ok {
+		q.Torrent = e.ID
+	}
+	return d.sched.IncomingWatch(&q)
+}
+
+// incomingHeld takes the report of an incoming session at the start of its hold: its point
+// below the threshold is stored now (as an outgoing held session's), and the scheduler
+// leaves the peer alone while the connection is held (incoming ends it).
+func (d *Daemon) incomingHeld(interim probe.Observation) {
+	if e, ok := d.registry.Lookup(interim.Torrent); ok {
+		interim.Torrent = e.ID
+	}
+	_ = d.recorder.Record(context.Background(), interim)
+	d.sched.HeldIncoming(interim)
+}
+
 // observed counts a session in the probe metrics and hands it to the recorder.
 func (d *Daemon) observed(obs *probe.Observation) {
 	d.metrics.Observe(obs)

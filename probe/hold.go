@@ -28,15 +28,24 @@ func (s *session) deadline(last time.Time) time.Time {
 }
 
 // startHold decides, when the read loop would end on its deadline, whether to hold the
-// connection open instead: an outgoing session with a Watcher whose peer is below the
-// threshold and downloading (moved during the session, or since its previous point), with
-// an estimated crossing within the longest hold and room in the budget.
+// connection open instead: a session with a Watcher and a Target (outgoing, or incoming
+// through a listener with ListenerConfig.Watch) whose peer is below the threshold and
+// downloading (moved during the session, or since its previous point), with an estimated
+// crossing within the longest hold and room in the budget. Incoming and outgoing sessions
+// share the budget and the rules.
 func (s *session) startHold(ctx context.Context, err error) bool {
 	cfg := s.p.cfg
 	w := cfg.Watch
 	if w == nil || s.target == nil || ctx.Err() != nil || !errors.Is(err, os.ErrDeadlineExceeded) ||
 		s.b.dec.Partial() || !s.writeOK || !s.known {
 		return false
+	}
+	if s.target.watchInfo != nil {
+		wi, ok := s.target.watchInfo(s.o)
+		if !ok {
+			return false
+		}
+		s.target.Watch = wi
 	}
 	moved := s.settled && s.o.Last.Pieces > s.o.First.Pieces
 	e, ok := eta(s.o, moved, s.target.Watch.Threshold, s.target.Watch.Prev)

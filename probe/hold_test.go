@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -292,4 +294,108 @@ func TestWatcherDescriptors(t *testing.T) {
 	}
 	var nilW *Watcher
 	nilW.Shed()
+}
+
+// Incoming sessions are held exactly as outgoing ones when the listener has Watch: the
+// peer that reached us and downloads is held past the quiet window until its crossing, its
+// hold is reported once, and it leaves the listener's total cap while held. One that Watch
+// refuses (the caller visits it itself) or a listener without Watch ends as before.
+func TestListenerHoldsIncoming(t *testing.T) {
+	checkGoroutines(t)
+	const threshold = 10 // of n pieces
+	cases := []struct {
+		name   string
+		watch  bool // the listener has Watch
+		ok     bool // Watch's answer
+		held   bool
+		pieces int // the last point
+	}{
+		{"held until the crossing", true, true, true, threshold},
+		{"refused by Watch", true, false, false, 6},
+		{"listener without Watch", false, false, false, 6},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.QuietWindow = time.Second
+			w := NewWatcher(WatchConfig{Budget: 1, Silence: 5 * time.Second})
+			cfg.Watch = w
+			var asked, holds atomic.Int32
+			var port atomic.Uint32
+			var interim Observation
+			lc := ListenerConfig{MaxTotal: 1}
+			if tc.watch {
+				lc.Watch = func(o *Observation) (WatchInfo, bool) {
+					asked.Add(1)
+					port.Store(uint32(o.ListenPort))
+					return WatchInfo{Threshold: threshold}, tc.ok
+				}
+				lc.OnHold = func(in Observation) { holds.Add(1); interim = in }
+			}
+			l, addr, obs, stop := testListener(t, cfg, lc)
+
+			c := dialFrom(t, addr, "127.0.0.1")
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			sendHandshake(t, c, testHash, fastExt)
+			br := bufio.NewReader(c)
+			if _, err := wire.ReadHandshake(br, nil); err != nil {
+				t.Fatal(err)
+			}
+			go func() { _, _ = io.Copy(io.Discard, br) }() // btda's messages, keep-alives
+			write := func(ms ...wire.Message) {
+				var b []byte
+				for _, m := range ms {
+					b = wire.AppendMessage(b, m)
+				}
+				_, _ = c.Write(b)
+			}
+			ext, _ := wire.AppendExtHandshake(nil, wire.ExtHandshake{P: 6999, Reqq: -1, MetadataSize: -1, CompleteAgo: -1})
+			write(wire.Message{Type: wire.Extended, Payload: ext},
+				wire.Message{Type: wire.Bitfield, Payload: bitfieldOf(n, 1, 2, 3, 4, 5)})
+			time.Sleep(400 * time.Millisecond) // > settleGap: the have is movement
+			write(have(6))
+			var o Observation
+			if tc.held {
+				// Past the quiet window it is held (a bounded wait, no timing assertion).
+				for deadline := time.Now().Add(10 * time.Second); w.Held() == 0 && time.Now().Before(deadline); {
+					time.Sleep(10 * time.Millisecond)
+				}
+				// Held: its MaxTotal place is free, so a second peer gets a session.
+				c2 := dialFrom(t, addr, "127.0.0.2")
+				sendHandshake(t, c2, testHash, fastExt)
+				if _, err := wire.ReadHandshake(bufio.NewReader(c2), nil); err != nil {
+					t.Fatalf("a second peer while one is held: %v (over the total cap?)", err)
+				}
+				c2.Close()
+				<-obs // its session
+				for i := 7; i <= threshold; i++ {
+					write(have(i))
+				}
+			}
+			o = <-obs // held: at the crossing; else at the quiet window
+			_ = c.Close()
+			if o.Outcome != OutcomeOK || o.Held != tc.held || o.Last.Pieces != tc.pieces || o.ListenPort != 6999 {
+				t.Fatalf("outcome %v held %v last %+v port %d", o.Outcome, o.Held, o.Last, o.ListenPort)
+			}
+			if tc.watch && (asked.Load() != 1 || port.Load() != 6999) {
+				t.Fatalf("Watch asked %d times, with port %d", asked.Load(), port.Load())
+			}
+			if tc.held != (holds.Load() == 1) || holds.Load() > 1 {
+				t.Fatalf("OnHold called %d times", holds.Load())
+			}
+			if tc.held && (!interim.Interim || !interim.Known || interim.Direction != Incoming || interim.Last.Pieces != 6) {
+				t.Fatalf("interim report %+v", interim)
+			}
+			stop()
+			if w.Held() != 0 {
+				t.Fatalf("%d connections still held", w.Held())
+			}
+			l.mu.Lock()
+			total, perIP := l.total, len(l.perIP)
+			l.mu.Unlock()
+			if total != 0 || perIP != 0 {
+				t.Fatalf("listener counts %d connections (%d IPs) after every one ended", total, perIP)
+			}
+		})
+	}
 }

@@ -28,6 +28,19 @@ type ListenerConfig struct {
 	// secret keys an incoming MSE handshake may use. nil: MSE connections are turned away.
 	InfoHashes func() []metainfo.Hash
 
+	// Watch, if set and the Prober has a Watcher (SessionConfig.Watch), holds incoming
+	// sessions open exactly as outgoing ones (same budget, rules and ends): when a session
+	// would end it is asked for the torrent's threshold and the peer's previous point
+	// (o is the session's report so far, o.ListenPort its BEP 10 `p`; read it, do not keep
+	// it); ok false: not held (the caller is visiting the peer itself, say). It is called
+	// from the session's goroutine.
+	Watch func(o *Observation) (info WatchInfo, ok bool)
+	// OnHold, as Target.OnHold, is called once when an incoming session is held, with its
+	// report so far (Interim set). The session still ends through Deliver. A held
+	// connection leaves the MaxTotal count (the watch budget bounds it) but keeps its
+	// place in MaxPerIP.
+	OnHold func(interim Observation)
+
 	HandshakeTimeout time.Duration // accept → the peer's complete handshake; default DefaultHandshakeTimeout
 	MaxPerIP         int           // concurrent connections per remote IP; default DefaultMaxPerIP
 	MaxTotal         int           // concurrent connections in all; default DefaultMaxTotal
@@ -160,8 +173,9 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer wg.Done()
 			defer conn.Close()
-			defer l.release(ip) // before the close, so a peer that sees it can reconnect
-			l.handle(sctx, conn)
+			held := false
+			defer func() { l.release(ip, held) }() // before the close, so a peer that sees it can reconnect
+			l.handle(sctx, conn, &held)
 		}()
 	}
 }
@@ -183,10 +197,13 @@ func (l *Listener) admit(ip netip.Addr) bool {
 	return true
 }
 
-func (l *Listener) release(ip netip.Addr) {
+// release gives back a connection's places; held: its MaxTotal place went at the hold.
+func (l *Listener) release(ip netip.Addr, held bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.total--
+	if !held {
+		l.total--
+	}
 	if l.perIP[ip]--; l.perIP[ip] <= 0 {
 		delete(l.perIP, ip)
 	}
@@ -205,8 +222,18 @@ func remoteAddr(c net.Conn) netip.AddrPort {
 	return ap
 }
 
-// handle reads the handshake, routes it, and runs the shared session code.
-func (l *Listener) handle(ctx context.Context, conn net.Conn) {
+// heldOut takes a connection whose session is now held out of the MaxTotal count: held
+// connections only listen, and the watch budget bounds them, so they must not keep new
+// peers out.
+func (l *Listener) heldOut() {
+	l.mu.Lock()
+	l.total--
+	l.mu.Unlock()
+}
+
+// handle reads the handshake, routes it, and runs the shared session code; *held is set
+// when the session is held (see ListenerConfig.Watch).
+func (l *Listener) handle(ctx context.Context, conn net.Conn, held *bool) {
 	start := time.Now()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -259,6 +286,17 @@ func (l *Listener) handle(ctx context.Context, conn net.Conn) {
 	if isUTP(conn) {
 		o.Transport = TransportUTP
 	}
-	l.p.run(ctx, conn, &o, &hs)
+	var t *Target
+	if l.cfg.Watch != nil && l.p.cfg.Watch != nil {
+		t = &Target{Torrent: o.Torrent, Pieces: pieces, Addr: o.Addr, Source: o.Source, watchInfo: l.cfg.Watch,
+			OnHold: func(in Observation) {
+				l.heldOut()
+				*held = true
+				if l.cfg.OnHold != nil {
+					l.cfg.OnHold(in)
+				}
+			}}
+	}
+	l.p.runTarget(ctx, conn, &o, &hs, t)
 	l.cfg.Deliver(o)
 }

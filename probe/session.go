@@ -52,8 +52,8 @@ type SessionConfig struct {
 	// peers that sent no progress at all). Default DefaultIdleGrace; negative: off (every
 	// session waits out the quiet window).
 	IdleGrace time.Duration
-	// Watch, if set, holds outgoing sessions with downloading peers below the threshold
-	// open past the quiet window (see Watcher and Target.Watch). nil: never.
+	// Watch, if set, holds sessions with downloading peers below the threshold open past
+	// the quiet window (see Watcher, Target.Watch and ListenerConfig.Watch). nil: never.
 	Watch *Watcher
 
 	MaxPEX int // PEX peers kept per session; default DefaultMaxPEX
@@ -137,6 +137,11 @@ type Target struct {
 	// lose the point below the threshold, and may free the session's slot.
 	Watch  WatchInfo
 	OnHold func(interim Observation)
+
+	// watchInfo, if set, fills in Watch when the session would end (the listener's
+	// incoming sessions: the peer's listen port, which the lookup needs, comes with its
+	// extension handshake); ok false: not held.
+	watchInfo func(o *Observation) (WatchInfo, bool)
 }
 
 // Prober runs probe sessions. It is safe for concurrent use: the caller bounds how many
@@ -238,7 +243,7 @@ type session struct {
 	kaEvery time.Duration
 	done    bool // the read loop ended; guarded by wmu
 
-	target *Target // outgoing sessions started by Probe or Session; nil for incoming
+	target *Target // what decides a hold: outgoing sessions' own; incoming ones' from the listener (nil: never held)
 	hold   *hold   // the connection is held (see watch.go)
 }
 
@@ -544,7 +549,9 @@ func (s *session) extended(m *wire.Message, now time.Time) *wire.Violation {
 		if h.CompleteAgo >= 0 {
 			o.CompleteAgo = h.CompleteAgo
 		}
-		if o.Direction == Incoming && h.P > 0 {
+		// A held session keeps the port it was held under: the scheduler marked the peer
+		// by it (see ListenerConfig.OnHold).
+		if o.Direction == Incoming && h.P > 0 && (s.hold == nil || o.ListenPort == 0) {
 			o.ListenPort = uint16(h.P)
 		}
 		s.peerMD = uint8(h.M[wire.ExtMetadata])

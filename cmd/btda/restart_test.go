@@ -61,6 +61,9 @@ type e2eScenario struct {
 	// take any number of incoming connections per IP (every IPv6 peer is ::1), and the
 	// swarm's IPv6 peers dial it on [::1].
 	DualStack bool
+	// Redial is how long a dial-out peer waits after a session with btda before the next
+	// (default 2 s).
+	Redial time.Duration
 }
 
 // truthHorizon is the truth window of anchored runs: every scripted crossing happens
@@ -141,6 +144,9 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 			return c, ok
 		}
 	}
+	if sc.Redial == 0 {
+		sc.Redial = 2 * time.Second
+	}
 	dialOut := fmt.Sprintf("127.0.0.1:%d", r.btdaPort)
 	if sc.NoDialOut {
 		dialOut = ""
@@ -163,7 +169,7 @@ func startE2E(ctx context.Context, t *testing.T, sc e2eScenario) *e2eRun {
 		DialOut6:        dialOut6,
 		Reach:           sc.Reach,
 		DialOutFraction: 0.3,
-		Redial:          2 * time.Second,
+		Redial:          sc.Redial,
 		CurveFunc:       curves,
 		PeerFunc:        sc.PeerFunc,
 		IdleTimeout:     sc.IdleTimeout,

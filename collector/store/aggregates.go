@@ -106,6 +106,12 @@ type Host struct {
 	KnownPorts uint32  // known-port identities stored
 	Port       uint16  // the first one's port
 	PeerID     [8]byte // a keyed hash of the peer_id its last session showed (zero: none)
+
+	// UnknownPeerID is a keyed hash of the peer_id the unknown-port identity's last session
+	// showed (zero: none, or no such identity), so that it can be merged into the
+	// known-port identity that appears after it (host record version 2; older records
+	// read as none).
+	UnknownPeerID [8]byte
 }
 
 func (h Host) marshal() []byte {
@@ -120,26 +126,32 @@ func (h Host) marshal() []byte {
 	b = append(b, f)
 	b = binary.BigEndian.AppendUint32(b, h.KnownPorts)
 	b = binary.BigEndian.AppendUint16(b, h.Port)
-	return append(b, h.PeerID[:]...)
+	b = append(b, h.PeerID[:]...)
+	return append(b, h.UnknownPeerID[:]...)
 }
 
-// hostLen and hostLenV0 are the sizes of a host record now and before the known ports.
+// The sizes of a host record: now (version 2, with the unknown-port identity's peer_id),
+// version 1 (the known ports) and version 0.
 const (
 	hostLenV0 = 5
-	hostLen   = hostLenV0 + 4 + 2 + 8
+	hostLenV1 = hostLenV0 + 4 + 2 + 8
+	hostLen   = hostLenV1 + 8
 )
 
 func (h *Host) unmarshal(b []byte) error {
-	if (len(b) != hostLenV0 && len(b) != hostLen) || b[4]&^3 != 0 {
-		return fmt.Errorf("host record: %d bytes, want %d or %d with flags 0-3", len(b), hostLenV0, hostLen)
+	if (len(b) != hostLenV0 && len(b) != hostLenV1 && len(b) != hostLen) || b[4]&^3 != 0 {
+		return fmt.Errorf("host record: %d bytes, want %d, %d or %d with flags 0-3", len(b), hostLenV0, hostLenV1, hostLen)
 	}
 	h.KnownCounted = binary.BigEndian.Uint32(b)
 	h.UnknownCounted = b[4]&1 != 0
 	h.Claimed = b[4]&2 != 0
-	if len(b) == hostLen {
+	if len(b) >= hostLenV1 {
 		h.KnownPorts = binary.BigEndian.Uint32(b[5:])
 		h.Port = binary.BigEndian.Uint16(b[9:])
-		copy(h.PeerID[:], b[11:])
+		copy(h.PeerID[:], b[11:hostLenV1])
+	}
+	if len(b) == hostLen {
+		copy(h.UnknownPeerID[:], b[hostLenV1:])
 	}
 	return nil
 }

@@ -332,6 +332,10 @@ func (t *Tx) PutPeer(k PeerKey, p *Peer) error {
 	return t.peers.Put(k[:], v)
 }
 
+// DeletePeer removes a peer record (an identity merged into another); a missing one is no
+// error.
+func (t *Tx) DeletePeer(k PeerKey) error { return t.peers.Delete(k[:]) }
+
 // ForEachPeer calls fn for every stored peer, in key order.
 func (t *Tx) ForEachPeer(fn func(PeerKey, *Peer) error) error {
 	return t.peers.ForEach(func(k, v []byte) error {

@@ -272,6 +272,8 @@ func TestBeforeCommitAborts(t *testing.T) {
 func FuzzHostRecord(f *testing.F) {
 	f.Add(Host{KnownCounted: 3, UnknownCounted: true, Claimed: true}.marshal())
 	f.Add(Host{KnownCounted: 1, KnownPorts: 2, Port: 6881, PeerID: [8]byte{1, 2}}.marshal())
+	f.Add(Host{KnownPorts: 1, Port: 6881, PeerID: [8]byte{1, 2}, UnknownPeerID: [8]byte{3}}.marshal())
+	f.Add(Host{KnownPorts: 1, Port: 6881, PeerID: [8]byte{1, 2}}.marshal()[:hostLenV1]) // version 1
 	f.Add([]byte{0, 0, 0, 0, 4})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -280,8 +282,8 @@ func FuzzHostRecord(f *testing.F) {
 			return
 		}
 		got := h.marshal()
-		if len(in) == hostLenV0 { // an old record gains zero known ports
-			in = append(in[:hostLenV0:hostLenV0], make([]byte, hostLen-hostLenV0)...)
+		if len(in) < hostLen { // an old record gains zero known ports and unknown-port peer_id
+			in = append(in[:len(in):len(in)], make([]byte, hostLen-len(in))...)
 		}
 		if !reflect.DeepEqual(got, in) {
 			t.Fatalf("%x re-encodes as %x", in, got)
@@ -320,5 +322,60 @@ func TestDownloadLogVersions(t *testing.T) {
 		if _, err := UnmarshalDownload(d.key(), v); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// Host records of every version read (older ones without the known ports or the
+// unknown-port identity's peer_id); a store holding them opens and passes Check; a merged
+// identity's record is deleted.
+func TestHostVersionsAndDeletePeer(t *testing.T) {
+	s, p := openTemp(t)
+	h := metainfo.Hash{4}
+	cur := Host{KnownCounted: 1, KnownPorts: 1, Port: 6881, PeerID: [8]byte{1}, UnknownPeerID: [8]byte{2}}
+	addrs := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")}
+	raw := [][]byte{cur.marshal()[:hostLenV0], cur.marshal()[:hostLenV1], cur.marshal()}
+	want := []Host{{KnownCounted: 1}, {KnownCounted: 1, KnownPorts: 1, Port: 6881, PeerID: [8]byte{1}}, cur}
+	pk := s.PeerKey(h, addrs[0], 0)
+	err := s.Update(func(tx *Tx) error {
+		for i, a := range addrs {
+			k := s.HostKey(h, a)
+			if err := tx.hosts.Put(k[:], raw[i]); err != nil {
+				return err
+			}
+		}
+		sp := samplePeer()
+		return tx.PutPeer(pk, &sp)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Check(p, Options{}); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	s, err = Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Update(func(tx *Tx) error {
+		for i, a := range addrs {
+			got, err := tx.Host(s.HostKey(h, a))
+			if err != nil || got != want[i] {
+				t.Errorf("host record version %d: %+v %v, want %+v", i, got, err, want[i])
+			}
+		}
+		if err := tx.DeletePeer(pk); err != nil {
+			return err
+		}
+		if _, ok, _ := tx.Peer(pk); ok {
+			t.Error("deleted peer still there")
+		}
+		return tx.DeletePeer(pk) // a missing one is no error
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

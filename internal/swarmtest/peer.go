@@ -45,6 +45,13 @@ type Peer struct {
 	// connections (RC4); UTPOnly peers listen and dial over uTP only; IPv6 peers live on
 	// [::1] (Addr) in the country Config.Reach.IPv6Country and dial Config.DialOut6.
 	RequireMSE, UTPOnly, IPv6 bool
+	// Unlisted peers are given to neither the tracker, the DHT nor other peers' PEX: the
+	// reader learns of them only from their own connections (a leecher behind a NAT).
+	Unlisted bool
+	// HidePortFor: a DialOut peer's connections made within this long of its first contact
+	// tell no `p` (aria2 in a DHT swarm: its first sessions closed before its extension
+	// handshake told the port).
+	HidePortFor time.Duration
 
 	behaviour Behaviour
 	utp       *utp.Socket // a UTPOnly peer's socket: its listener and dialer
@@ -381,7 +388,11 @@ func (ss *session) extHandshake() []byte {
 	// Dial-out peers always tell their listen port, so the reader can key
 	// the incoming connection by (IP, listen port).
 	// A peer connecting from a second address tells no port (ctorrent has no BEP 10).
-	if !p.DialFrom.IsValid() && (b.SendPort || ss.outgoing) {
+	hide := false
+	if a, ok := p.FirstContact(); ok && ss.outgoing && p.HidePortFor > 0 {
+		hide = ss.s.Elapsed()-a < p.HidePortFor
+	}
+	if !p.DialFrom.IsValid() && !hide && (b.SendPort || ss.outgoing) {
 		d["p"] = int(p.Addr.Port())
 	}
 	if b.ReqQ {

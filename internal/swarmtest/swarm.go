@@ -93,9 +93,9 @@ type Config struct {
 	// exact scenarios); it is called once per peer during Start.
 	CurveFunc func(p *Peer) (Curve, bool) `yaml:"-"`
 	// PeerFunc, if set, is called once per peer during Start after its curve, DialOut and
-	// reach options are drawn; it may change DialOut, DialFrom, FixedPeerID, RequireMSE,
-	// UTPOnly, IPv6 and the curve. (IPv6 peers need Tracker.IPv6 for the UDP tracker to
-	// hand them out; a non-zero Reach.IPv6 sets it.)
+	// reach options are drawn; it may change DialOut, DialFrom, FixedPeerID, Unlisted,
+	// HidePortFor, RequireMSE, UTPOnly, IPv6 and the curve. (IPv6 peers need Tracker.IPv6
+	// for the UDP tracker to hand them out; a non-zero Reach.IPv6 sets it.)
 	PeerFunc func(p *Peer) `yaml:"-"`
 }
 
@@ -753,7 +753,8 @@ func (s *Swarm) acceptLoop(l net.Listener) {
 }
 
 // dialLoop connects peer p to Config.DialOut, first after a spread-out
-// delay, then again Redial after each session ends, until the swarm closes.
+// delay, then again Redial after each session ends (at most a second after a
+// failed dial), until the swarm closes.
 func (s *Swarm) dialLoop(p *Peer) {
 	defer s.wg.Done()
 	delay := time.Duration(p.Index%1000) * time.Millisecond
@@ -777,6 +778,7 @@ func (s *Swarm) dialLoop(p *Peer) {
 		if err != nil {
 			<-s.conns
 			s.stats.dialFailures.Add(1)
+			delay = min(s.cfg.Redial, time.Second) // btda may not listen yet
 			continue
 		}
 		s.stats.dialOuts.Add(1)
@@ -817,7 +819,7 @@ func (s *Swarm) pexPayload(p *Peer) []byte {
 	var added, flags, added6, flags6 []byte
 	for i := 0; i < len(peers) && len(flags)+len(flags6) < 50; i++ {
 		o := peers[(p.Index+i)%len(peers)]
-		if o == p {
+		if o == p || o.Unlisted {
 			continue
 		}
 		port := []byte{byte(o.Addr.Port() >> 8), byte(o.Addr.Port())}
@@ -902,6 +904,9 @@ func (s *Swarm) publish() {
 		var addrs4 []netip.AddrPort
 		complete := 0
 		for _, p := range s.byTor[t.Index] {
+			if p.Unlisted {
+				continue
+			}
 			addrs = append(addrs, p.Addr)
 			if p.Addr.Addr().Is4() {
 				addrs4 = append(addrs4, p.Addr)

@@ -42,7 +42,7 @@ func (s *Scheduler) check() error {
 				return fmt.Errorf("queued entry %d not at its heap position", i)
 			}
 		case stInFlight:
-			if e.flags&flHeld != 0 {
+			if e.flags&(flHeld|flHeldIn) != 0 {
 				held++ // a held connection holds neither a slot nor its IP
 				break
 			}
@@ -103,13 +103,16 @@ func (s *Scheduler) check() error {
 }
 
 // FuzzOperations runs random sequences of sightings, dispatches, session ends, clock
-// steps, incoming observations and torrent changes, and checks the invariants after each.
+// steps, incoming observations (held or not) and torrent changes, and checks the invariants after each.
 // The input is pairs of bytes: an operation (op % 10) and its argument.
 func FuzzOperations(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 0, 3, 4, 1, 5, 2, 0, 6, 1, 2, 7, 8, 9})
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 1, 2, 3, 1, 2})
 	f.Add([]byte("\x00\x11\x00\x21\x00\x31\x01\x02\x13\x04\x05\x01\x12\x01\x06\x07\x01\x02\x03"))
 	f.Add([]byte{0, 16, 32, 48, 1, 2, 4, 1, 2, 36, 1, 2, 68, 1, 2, 100, 1, 2, 132, 1, 2, 5, 1, 2})
+	// A known peer held from the incoming side: not dialled; a second incoming session ends
+	// without ending the hold; the torrent removed under it.
+	f.Add([]byte{0, 0, 8, 70, 1, 0, 3, 50, 1, 0, 6, 71, 1, 0, 6, 70, 1, 0, 8, 100, 4, 0, 8, 70, 1, 0})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		if len(ops) > 400 {
 			ops = ops[:400]
@@ -160,9 +163,13 @@ func FuzzOperations(f *testing.F) {
 			case 6:
 				h.s.Observed(probe.Observation{Torrent: hash(a % 5), Addr: netip.AddrPortFrom(
 					netip.AddrFrom4([4]byte{10, 0, 0, byte(a>>3) % 4}), 40000), ListenPort: uint16(a % 3),
-					Outcome: outcomes[a%len(outcomes)], Known: true, Flags: probe.Flags{Seed: a%5 == 0}})
+					Outcome: outcomes[a%len(outcomes)], Known: true, Flags: probe.Flags{Seed: a%5 == 0}, Held: a%2 == 0})
 			case 7:
 				h.clk.Advance(2 * time.Hour) // past ForgetAfter: the next dispatch sweeps
+			case 8: // an incoming session held open (its end is op 6 with Held)
+				h.s.HeldIncoming(probe.Observation{Torrent: hash(a % 5), Addr: netip.AddrPortFrom(
+					netip.AddrFrom4([4]byte{10, 0, 0, byte(a>>3) % 4}), 40000), ListenPort: uint16(a % 3),
+					Outcome: probe.OutcomeOK, Known: true, Interim: true})
 			default:
 				h.s.Stats()
 			}

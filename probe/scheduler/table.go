@@ -32,6 +32,7 @@ const (
 	flHintEncryption                   // how to reach it (discovery.HintEncryption): sources' hints until reached, then what worked
 	flHintUTP                          // how to reach it (discovery.HintUTP), likewise
 	flHeld                             // its session's connection is held open (slot and IP freed)
+	flHeldIn                           // an incoming session with it is held open (stInFlight, no slot: see watching.go)
 )
 
 // entry is one known peer. It holds no pointer so the GC never scans the table, and it
@@ -122,6 +123,10 @@ func (s *Scheduler) drop(i uint32) {
 	delete(s.peers, peerKey{e.ip, e.port, e.torrent})
 	switch e.state {
 	case stInFlight:
+		if e.flags&flHeldIn != 0 {
+			s.st.Held-- // not our session: nothing will come back for the entry
+			break
+		}
 		e.flags |= flOrphan
 		return
 	case stDone:
@@ -280,6 +285,9 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 	ti, ok := s.torIdx[obs.Torrent]
 	if !ok {
 		s.st.UnknownTorrent++
+		return
+	}
+	if s.endHeldIncoming(ti, obs, now) {
 		return
 	}
 	if obs.ListenPort == 0 || !obs.Outcome.Reached() {
