@@ -250,7 +250,7 @@ func (c *checker) walkFile() error {
 			return err
 		}
 	}
-	return c.walkPage(m.root, "", "the root bucket", 0)
+	return c.walkPage(m.root, "", "the root bucket", 0, nil, nil)
 }
 
 // claim reads page id with its overflow pages after checking the references; it returns
@@ -333,7 +333,23 @@ func (c *checker) walkFreelist(id uint64) error {
 
 // walkPage checks one branch or leaf page of a bucket and everything below it. bucket is
 // the top-level bucket it belongs to ("" for the root bucket).
-func (c *checker) walkPage(id uint64, bucket, from string, depth int) error {
+// keyRange bounds the keys of a page its parent branch points to: every key is at least
+// lo (the branch element's key; nil: no bound) and below hi (the next element's key, or the
+// parent's own bound; nil: none). bbolt's free-page scan checks the same and panics, out of
+// reach of recover(), when it fails (a flipped byte in a branch key).
+func (c *checker) keyRange(where string, first, last, lo, hi []byte) bool {
+	if lo != nil && bytes.Compare(first, lo) < 0 {
+		c.problem("%s: its first key %q is below its parent's key %q", where, printable(first), printable(lo))
+		return false
+	}
+	if hi != nil && bytes.Compare(last, hi) >= 0 {
+		c.problem("%s: its last key %q is not below the next key of its parent %q", where, printable(last), printable(hi))
+		return false
+	}
+	return true
+}
+
+func (c *checker) walkPage(id uint64, bucket, from string, depth int, lo, hi []byte) error {
 	if depth > maxDepth {
 		c.problem("%s nests deeper than %d levels at page %d", from, maxDepth, id)
 		return nil
@@ -357,6 +373,7 @@ func (c *checker) walkPage(id uint64, bucket, from string, depth int) error {
 			return nil
 		}
 		var prev []byte
+		keys, children := make([][]byte, count), make([]uint64, count)
 		for i := 0; i < int(count); i++ {
 			off := pageHeaderSize + i*elemSize
 			pos, ksize := int(native.Uint32(buf[off:])), int(native.Uint32(buf[off+4:]))
@@ -371,20 +388,30 @@ func (c *checker) walkPage(id uint64, bucket, from string, depth int) error {
 				return nil
 			}
 			prev = key
-			if err := c.walkPage(child, bucket, where, depth+1); err != nil {
+			keys[i], children[i] = key, child
+		}
+		if !c.keyRange(where, keys[0], keys[len(keys)-1], lo, hi) {
+			return nil
+		}
+		for i, child := range children {
+			next := hi
+			if i+1 < len(keys) {
+				next = keys[i+1]
+			}
+			if err := c.walkPage(child, bucket, where, depth+1, keys[i], next); err != nil {
 				return err
 			}
 		}
 		return nil
 	case flagLeaf:
-		return c.walkLeaf(buf, count, bucket, where, depth)
+		return c.walkLeaf(buf, count, bucket, where, depth, lo, hi)
 	}
 	c.problem("%s has type flags %#x, want a branch (%#x) or leaf (%#x) page", where, flags, flagBranch, flagLeaf)
 	return nil
 }
 
 // walkLeaf checks the elements of a leaf page (paged or inline) and decodes its records.
-func (c *checker) walkLeaf(buf []byte, count uint16, bucket, where string, depth int) error {
+func (c *checker) walkLeaf(buf []byte, count uint16, bucket, where string, depth int, lo, hi []byte) error {
 	if int(count) > (len(buf)-pageHeaderSize)/elemSize {
 		c.problem("%s claims %d elements, more than it holds", where, count)
 		return nil
@@ -405,6 +432,9 @@ func (c *checker) walkLeaf(buf []byte, count uint16, bucket, where string, depth
 			return nil
 		}
 		prev = k
+		if (i == 0 && !c.keyRange(where, k, k, lo, nil)) || (i == int(count)-1 && !c.keyRange(where, k, k, nil, hi)) {
+			return nil
+		}
 		if flags&bucketLeafFlag == 0 {
 			if bucket == "" {
 				c.problem("%s: a value (key %q) where only buckets belong", where, printable(k))
@@ -431,7 +461,7 @@ func (c *checker) walkLeaf(buf []byte, count uint16, bucket, where string, depth
 		}
 		root := native.Uint64(v)
 		if root != 0 {
-			if err := c.walkPage(root, name, "bucket "+name, depth+1); err != nil {
+			if err := c.walkPage(root, name, "bucket "+name, depth+1, nil, nil); err != nil {
 				return err
 			}
 			continue
@@ -446,7 +476,7 @@ func (c *checker) walkLeaf(buf []byte, count uint16, bucket, where string, depth
 			c.problem("%s: inline bucket %s has page flags %#x, want a leaf (%#x)", where, name, fl, flagLeaf)
 			continue
 		}
-		if err := c.walkLeaf(in, native.Uint16(in[10:]), name, "inline bucket "+name+" in "+where, depth+1); err != nil {
+		if err := c.walkLeaf(in, native.Uint16(in[10:]), name, "inline bucket "+name+" in "+where, depth+1, nil, nil); err != nil {
 			return err
 		}
 	}
