@@ -11,12 +11,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/btda/btda/discovery"
+	"github.com/btda/btda/discovery/metainfo"
 	"github.com/btda/btda/internal/swarmtest/swarmdht"
 )
 
 // TestHybridLookedUpUnderBothHashes: a hybrid torrent is watched under its ID (v1 hash) and
 // its truncated v2 hash. Peers stored in the test swarm's DHT cluster under either hash,
-// and an incoming announce_peer under the v2 hash, become sightings of the ID; btda's own
+// and an incoming announce_peer under the v2 hash, become sightings under the hash that
+// found them (the daemon maps both to the torrent); btda's own
 // announce_peer reaches the cluster under both hashes; the node counts one watched
 // torrent and one lookup per round.
 func TestHybridLookedUpUnderBothHashes(t *testing.T) {
@@ -46,8 +48,9 @@ func TestHybridLookedUpUnderBothHashes(t *testing.T) {
 
 	got := map[netip.AddrPort]bool{}
 	waitSighting(t, out, func(s discovery.Sighting) bool {
-		if s.Torrent != v1 || s.Source != discovery.SourceDHT {
-			t.Errorf("sighting %+v: want the torrent's ID %s from dht", s, v1)
+		want := map[netip.AddrPort]metainfo.Hash{v1Peer: v1, v2Peer: v2}[s.Addr]
+		if s.Torrent != want || s.Source != discovery.SourceDHT {
+			t.Errorf("sighting %+v: want torrent %s from dht (the hash it was found under)", s, want)
 		}
 		got[s.Addr] = true
 		return got[v1Peer] && got[v2Peer]
@@ -85,8 +88,8 @@ func TestHybridLookedUpUnderBothHashes(t *testing.T) {
 	// A v2-only client announcing to us under the v2 hash is a peer of the torrent.
 	announce(t, "udp4", "127.0.0.1", n.Addr("ipv4"), v2, 5556, false)
 	s := waitSighting(t, out, func(s discovery.Sighting) bool { return s.Addr.Port() == 5556 })
-	if s.Torrent != v1 {
-		t.Errorf("incoming announce under the v2 hash: sighting %+v, want torrent %s", s, v1)
+	if s.Torrent != v2 {
+		t.Errorf("incoming announce under the v2 hash: sighting %+v, want torrent %s", s, v2)
 	}
 
 	// Removing the torrent forgets both hashes.

@@ -375,7 +375,8 @@ func (n *Node) Run(ctx context.Context) error {
 // (BEP 52: v2-capable clients announce a hybrid under its v1 hash and its truncated v2
 // hash, v2-only clients under the latter only): an immediate lookup (once Run runs), then
 // one every Interval, each traversing every hash; peers found under any hash, and incoming
-// announces for any, are sightings of id. Adding a watched torrent again only updates its
+// announces for any, are sightings of the torrent under the hash they came with (the
+// daemon's registry maps either to the torrent). Adding a watched torrent again only updates its
 // hashes (a magnet's metadata may name a second one), for the next lookup.
 func (n *Node) Add(id metainfo.Hash, also ...metainfo.Hash) {
 	n.mu.Lock()
@@ -479,7 +480,7 @@ func (n *Node) watchLoop(ctx context.Context, h metainfo.Hash) {
 			<-n.sem
 			return
 		}
-		peers, err := n.lookup(ctx, hashes, func(ap netip.AddrPort) { n.emit(ctx, h, ap) })
+		peers, err := n.lookup(ctx, hashes, func(th metainfo.Hash, ap netip.AddrPort) { n.emit(ctx, th, ap) })
 		<-n.sem
 		if ctx.Err() != nil {
 			return
@@ -543,8 +544,10 @@ type traversalResult struct {
 }
 
 // lookup is one lookup of a torrent: a traversal per wire hash and address family, all at
-// once, counted as one lookup; a peer found under several hashes is found once.
-func (n *Node) lookup(ctx context.Context, hashes []metainfo.Hash, found func(netip.AddrPort)) ([]netip.AddrPort, error) {
+// once, counted as one lookup; a peer found under several hashes is found once, under the
+// hash that found it first (the daemon dials a peer found under a hybrid's other hash with
+// that hash).
+func (n *Node) lookup(ctx context.Context, hashes []metainfo.Hash, found func(metainfo.Hash, netip.AddrPort)) ([]netip.AddrPort, error) {
 	h := hashes[0]
 	if n.ctx.Err() != nil {
 		return nil, ErrClosed
@@ -560,7 +563,7 @@ func (n *Node) lookup(ctx context.Context, hashes []metainfo.Hash, found func(ne
 		seen  = make(map[netip.AddrPort]struct{})
 		peers []netip.AddrPort
 	)
-	add := func(na krpc.NodeAddr) {
+	add := func(th metainfo.Hash, na krpc.NodeAddr) {
 		ip, ok := netip.AddrFromSlice(na.IP)
 		if !ok || na.Port <= 0 || na.Port > 65535 {
 			return
@@ -582,7 +585,7 @@ func (n *Node) lookup(ctx context.Context, hashes []metainfo.Hash, found func(ne
 		}
 		n.m.peersReceived.Inc()
 		if found != nil {
-			found(ap)
+			found(th, ap)
 		}
 	}
 
@@ -590,7 +593,9 @@ func (n *Node) lookup(ctx context.Context, hashes []metainfo.Hash, found func(ne
 	var wg sync.WaitGroup
 	for i, s := range n.servers {
 		for j, th := range hashes {
-			wg.Go(func() { results[i*len(hashes)+j] = n.traverse(ctx, deadline, s, th, add) })
+			wg.Go(func() {
+				results[i*len(hashes)+j] = n.traverse(ctx, deadline, s, th, func(na krpc.NodeAddr) { add(th, na) })
+			})
 		}
 	}
 	wg.Wait()
@@ -750,8 +755,7 @@ func (n *Node) onAnnouncePeer(ih atmetainfo.Hash, ip net.IP, port int, portOk bo
 	if !portOk || port <= 0 || port > 65535 || !ok {
 		return
 	}
-	id, watched := n.watchedID(metainfo.Hash(ih))
-	if !watched {
+	if _, watched := n.watchedID(metainfo.Hash(ih)); !watched {
 		return
 	}
 	n.m.announcesRecv.Inc()
@@ -772,7 +776,7 @@ func (n *Node) onAnnouncePeer(ih atmetainfo.Hash, ip net.IP, port int, portOk bo
 	n.loops.Add(1)
 	n.mu.Unlock()
 	defer n.loops.Done()
-	n.emit(n.ctx, id, netip.AddrPortFrom(addr.Unmap(), uint16(port)))
+	n.emit(n.ctx, metainfo.Hash(ih), netip.AddrPortFrom(addr.Unmap(), uint16(port)))
 }
 
 func (n *Node) onQuery(q *krpc.Msg, _ net.Addr) bool {

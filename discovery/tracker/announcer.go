@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -279,7 +280,7 @@ func (a *Announcer) work(ctx context.Context, t discovery.TorrentInfo, rawURL st
 		if c.cfg.OnResult != nil {
 			c.cfg.OnResult(res)
 		}
-		if !a.send(ctx, t.Hash, res) {
+		if !a.send(ctx, res) {
 			a.stop(ctx, t, rawURL, sts)
 			return
 		}
@@ -423,17 +424,28 @@ func (a *Announcer) request(t discovery.TorrentInfo, h metainfo.Hash, ev Event, 
 		Left: left(t), Event: ev, NumWant: cfg.NumWant, TrackerID: trackerID}
 }
 
-// send hands the round's peers to the sightings channel, under the torrent's first hash
-// (its ID; the daemon maps either hash to it anyway); false if ctx ended first.
-func (a *Announcer) send(ctx context.Context, h metainfo.Hash, res Result) bool {
+// send hands the round's peers to the sightings channel, each address once, under the
+// first hash it was found under (the torrent's ID first: the daemon dials a peer found only
+// under a hybrid's other hash with that hash); false if ctx ended first.
+func (a *Announcer) send(ctx context.Context, res Result) bool {
 	if res.Announce == nil {
 		return true
 	}
-	for _, p := range res.Announce.Peers {
-		select {
-		case a.out <- discovery.Sighting{Torrent: h, Addr: p, Source: discovery.SourceTracker}:
-		case <-ctx.Done():
-			return false
+	seen := make(map[netip.AddrPort]bool, len(res.Announce.Peers))
+	for _, hr := range res.Hashes {
+		if hr.Announce == nil {
+			continue
+		}
+		for _, p := range hr.Announce.Peers {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			select {
+			case a.out <- discovery.Sighting{Torrent: hr.Hash, Addr: p, Source: discovery.SourceTracker}:
+			case <-ctx.Done():
+				return false
+			}
 		}
 	}
 	return true

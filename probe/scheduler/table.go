@@ -32,6 +32,7 @@ const (
 	flHintEncryption                   // how to reach it (discovery.HintEncryption): sources' hints until reached, then what worked
 	flHintUTP                          // how to reach it (discovery.HintUTP), likewise
 	flHeld                             // its session's connection is held open (slot and IP freed)
+	flHintOtherHash                    // handshake with the torrent's other wire hash (discovery.HintOtherHash); never cleared
 )
 
 // entry is one known peer. It holds no pointer so the GC never scans the table, and it
@@ -330,6 +331,9 @@ func (e *entry) hints() discovery.Hints {
 	if e.flags&flHintUTP != 0 {
 		h |= discovery.HintUTP
 	}
+	if e.flags&flHintOtherHash != 0 {
+		h |= discovery.HintOtherHash
+	}
 	return h
 }
 
@@ -340,5 +344,8 @@ func (e *entry) setHints(h discovery.Hints) {
 	}
 	if h&discovery.HintUTP != 0 {
 		e.flags |= flHintUTP
+	}
+	if h&discovery.HintOtherHash != 0 {
+		e.flags |= flHintOtherHash // the hash that found the peer keeps reaching it
 	}
 }
