@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/btda/btda/discovery"
 	"github.com/btda/btda/discovery/metainfo"
@@ -105,11 +106,17 @@ func (d *Daemon) result(t scheduler.Target, obs probe.Observation) {
 // hybrid's v2 peers handshake with the truncated v2 hash); the scheduler learns of the
 // peer (its listen port makes it visitable) and its PEX peers are routed.
 func (d *Daemon) incoming(obs probe.Observation) {
+	other := false
 	if e, ok := d.registry.Lookup(obs.Torrent); ok {
+		other = obs.Torrent != e.ID
 		obs.Torrent = e.ID
 	}
 	d.observed(&obs)
 	d.sched.Observed(obs)
+	if other && obs.ListenPort != 0 {
+		// It knows the torrent by the other hash (a v2-only client): visit it with that.
+		d.sched.AddHints(obs.Torrent, netip.AddrPortFrom(obs.Addr.Addr(), obs.ListenPort), discovery.HintOtherHash)
+	}
 	d.routePEX(obs.Torrent, &obs)
 }
 

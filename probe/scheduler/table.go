@@ -322,6 +322,22 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 	s.result(i, obs, now)
 }
 
+// AddHints adds hints to a known peer's entry: a hybrid's peer that reached btda with the
+// torrent's other wire hash gets HintOtherHash, so that btda's visits use it too. A peer
+// the scheduler does not know is left alone; nothing is counted.
+func (s *Scheduler) AddHints(torrent metainfo.Hash, addr netip.AddrPort, h discovery.Hints) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ti, ok := s.torIdx[torrent]
+	if !ok {
+		return
+	}
+	if i, ok := s.peers[peerKey{addr.Addr().Unmap().As16(), addr.Port(), ti}]; ok {
+		e := &s.ents[i]
+		e.setHints(e.hints() | h)
+	}
+}
+
 // hints returns how to reach the peer, kept in two bits of flags so the entry stays small.
 func (e *entry) hints() discovery.Hints {
 	var h discovery.Hints
