@@ -67,6 +67,10 @@ func TestFirstContactTries(t *testing.T) {
 		_ = c.(*net.TCPConn).SetLinger(0)
 	}
 	hangUpAfterReading := func(c net.Conn) { // reads all we send, then a FIN: refuses our handshake
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil { // whenever our first bytes come
+			return
+		}
 		_ = c.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
 		_, _ = io.Copy(io.Discard, c)
 	}
