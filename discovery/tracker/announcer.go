@@ -328,7 +328,6 @@ func (a *Announcer) round(ctx context.Context, t discovery.TorrentInfo, rawURL s
 	res := Result{URL: rawURL, Tracker: TrackerLabel(rawURL), Torrent: t.Hash, Event: EventNone}
 	var scrapes []*ScrapeResponse
 	var oks []*AnnounceResponse
-	scraped := false
 	for i := range sts {
 		st := &sts[i]
 		if st.never || st.due.After(now) {
@@ -353,15 +352,12 @@ func (a *Announcer) round(ctx context.Context, t discovery.TorrentInfo, rawURL s
 		} else if hr.ScrapeErr != nil && res.ScrapeErr == nil {
 			res.ScrapeErr = hr.ScrapeErr
 		}
-		scraped = scraped || hr.Scrape != nil
 	}
 	if len(oks) > 0 {
 		res.Announce, res.AnnounceErr = mergeAnnounces(oks), nil
 	}
 	if len(scrapes) > 0 {
 		res.Scrape, res.ScrapeErr = mergeScrapes(scrapes), nil
-	}
-	if scraped {
 		var last []*ScrapeResponse
 		for i := range sts {
 			if sts[i].scrape != nil {
