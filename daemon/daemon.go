@@ -289,7 +289,7 @@ func (d *Daemon) start(e *discovery.Entry) {
 		}
 	}
 	if n := d.cfg.DHT; n != nil {
-		n.Add(e.ID)
+		n.Add(e.ID, e.Hashes()...) // a hybrid is looked up under both its hashes
 	}
 	for _, sg := range e.MagnetSightings() {
 		d.route(sg)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/btda/btda/discovery"
 	"github.com/btda/btda/discovery/metainfo"
@@ -28,13 +29,18 @@ func (d *Daemon) readSightings(ctx context.Context) error {
 //   - a torrent not watched is dropped; the watch list holds this instance's shard only
 //     (Shard.Keep), so a torrent of another shard is dropped here too;
 //   - the torrent's wire hash is rewritten to its registry ID (a hybrid's peers may use
-//     either of its two hashes; the scheduler, the recorder and the metrics key by ID);
+//     either of its two hashes; the scheduler, the recorder and the metrics key by ID); a
+//     peer found under the other hash is marked (HintOtherHash) so that it is dialled with
+//     that hash;
 //   - a magnet still waiting for its metadata gets the peer as a metadata candidate
 //     instead (its piece count is unknown, so it cannot be probed yet).
 func (d *Daemon) route(sg discovery.Sighting) {
 	e, ok := d.registry.Lookup(sg.Torrent)
 	if !ok {
 		return
+	}
+	if sg.Torrent != e.ID {
+		sg.Hints |= discovery.HintOtherHash // found under a hybrid's other hash: handshake with it
 	}
 	sg.Torrent = e.ID
 	d.status.sighted(sg)
@@ -56,15 +62,36 @@ func (d *Daemon) routePEX(torrent metainfo.Hash, obs *probe.Observation) {
 	}
 }
 
-// probe runs the session the scheduler asks for.
+// probe runs the session the scheduler asks for, with the wire hash the peer knows the
+// torrent by; the observation comes back keyed by the ID.
 func (d *Daemon) probe(ctx context.Context, t scheduler.Target) probe.Observation {
-	return d.prober.Probe(ctx, probe.Target{Torrent: t.Torrent, Pieces: d.pieces(t.Torrent), Addr: t.Addr, Source: t.Source,
+	wire := d.wireHash(t.Torrent, t.Hints)
+	obs := d.prober.Probe(ctx, probe.Target{Torrent: wire, Pieces: d.pieces(t.Torrent), Addr: t.Addr, Source: t.Source,
 		Hints: t.Hints,
 		Watch: probe.WatchInfo{Threshold: t.Threshold, Prev: t.Prev}, OnHold: func(interim probe.Observation) {
 			// The point below the threshold is stored now, not only when the hold ends.
+			interim.Torrent = t.Torrent
 			_ = d.recorder.Record(context.Background(), interim)
 			t.Hold()
 		}})
+	obs.Torrent = t.Torrent
+	return obs
+}
+
+// wireHash is the hash to handshake with: the ID, or with HintOtherHash the torrent's
+// other wire hash (a hybrid's).
+func (d *Daemon) wireHash(id metainfo.Hash, h discovery.Hints) metainfo.Hash {
+	if h&discovery.HintOtherHash == 0 {
+		return id
+	}
+	if e, ok := d.registry.Lookup(id); ok {
+		for _, x := range e.Hashes() {
+			if x != id {
+				return x
+			}
+		}
+	}
+	return id
 }
 
 // result takes the observation of a session the scheduler started: it is counted,
@@ -79,11 +106,17 @@ func (d *Daemon) result(t scheduler.Target, obs probe.Observation) {
 // hybrid's v2 peers handshake with the truncated v2 hash); the scheduler learns of the
 // peer (its listen port makes it visitable) and its PEX peers are routed.
 func (d *Daemon) incoming(obs probe.Observation) {
+	other := false
 	if e, ok := d.registry.Lookup(obs.Torrent); ok {
+		other = obs.Torrent != e.ID
 		obs.Torrent = e.ID
 	}
 	d.observed(&obs)
 	d.sched.Observed(obs)
+	if other && obs.ListenPort != 0 {
+		// It knows the torrent by the other hash (a v2-only client): visit it with that.
+		d.sched.AddHints(obs.Torrent, netip.AddrPortFrom(obs.Addr.Addr(), obs.ListenPort), discovery.HintOtherHash)
+	}
 	d.routePEX(obs.Torrent, &obs)
 }
 

@@ -99,12 +99,28 @@ type TorrentInfo struct {
 	Label  string        // the `infohash` metric label value: Hash in hex
 	Length int64         // total length in bytes, sent as `left`; <= 0 (size unknown) sends a non-zero left
 	Tiers  [][]string    // announce-list tiers (BEP 12); a single `announce` is one tier of one URL
+	// Hashes are every wire hash the torrent is announced and looked up under: a hybrid's
+	// v1 hash and truncated v2 hash (BEP 52: v2-capable clients announce under both, and a
+	// v2-only client is found under the v2 one only). Empty means Hash alone.
+	Hashes []metainfo.Hash
+}
+
+// AnnounceHashes returns the wire hashes to announce under: Hash first, then the other
+// Hashes, each once.
+func (t TorrentInfo) AnnounceHashes() []metainfo.Hash {
+	out := []metainfo.Hash{t.Hash}
+	for _, h := range t.Hashes {
+		if !h.IsZero() && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // TrackerInfo is the tracker view of the torrent: its ID, the size once known (a magnet's
 // xl before the metadata), and its announce tiers.
 func (e *Entry) TrackerInfo() TorrentInfo {
-	info := TorrentInfo{Hash: e.ID, Label: e.ID.String(), Tiers: e.Trackers()}
+	info := TorrentInfo{Hash: e.ID, Label: e.ID.String(), Tiers: e.Trackers(), Hashes: e.AnnounceHashes()}
 	switch {
 	case e.Torrent != nil:
 		info.Length = e.Torrent.TotalLength
@@ -120,6 +136,12 @@ func (e *Entry) Hashes() []metainfo.Hash {
 		return e.Torrent.Hashes()
 	}
 	return e.Magnet.Hashes()
+}
+
+// AnnounceHashes returns the wire hashes trackers and the DHT know the torrent by, its ID
+// first: both of a hybrid's (once its metadata or its magnet names both), else the ID.
+func (e *Entry) AnnounceHashes() []metainfo.Hash {
+	return TorrentInfo{Hash: e.ID, Hashes: e.Hashes()}.AnnounceHashes()
 }
 
 // Label is the canonical name: the v1 hash in hex, else the v2 hash in hex.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -512,4 +513,28 @@ func BenchmarkRegistryLookup(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestTrackerInfoHashes: trackers and the DHT get both of a hybrid's wire hashes (the ID
+// first); a v1 torrent, a v2-only torrent and a one-hash magnet get their one hash.
+func TestTrackerInfoHashes(t *testing.T) {
+	hybrid := loadCorpus(t, "libtorrent/v2_hybrid.torrent")
+	v2trunc := hybrid.InfoHashV2.Truncate()
+	e := NewFileEntry("h", hybrid)
+	if got := e.TrackerInfo().AnnounceHashes(); !slices.Equal(got, []metainfo.Hash{hybrid.InfoHashV1, v2trunc}) {
+		t.Errorf("hybrid file: %v", got)
+	}
+	// Registered first under its v2 hash (a btmh-only magnet), the ID leads.
+	m := &metainfo.Magnet{InfoHashV2: hybrid.InfoHashV2}
+	me := &Entry{ID: v2trunc, Magnet: m, Torrent: hybrid}
+	if got := me.AnnounceHashes(); !slices.Equal(got, []metainfo.Hash{v2trunc, hybrid.InfoHashV1}) {
+		t.Errorf("hybrid by v2 magnet: %v", got)
+	}
+	pending := NewMagnetEntry("m", m)
+	if got := pending.TrackerInfo().AnnounceHashes(); !slices.Equal(got, []metainfo.Hash{v2trunc}) {
+		t.Errorf("pending v2 magnet: %v", got)
+	}
+	if got := (TorrentInfo{Hash: v2trunc}).AnnounceHashes(); !slices.Equal(got, []metainfo.Hash{v2trunc}) {
+		t.Errorf("no Hashes: %v", got)
+	}
 }

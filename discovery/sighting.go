@@ -48,4 +48,11 @@ const (
 	HintUTP        Hints = 0x04 // the peer supports uTP: dial uTP first
 
 	HintsMask = HintEncryption | HintUTP
+
+	// HintOtherHash: the peer was found under the torrent's other wire hash (a hybrid's
+	// truncated v2 hash when its ID is the v1 hash, or the reverse), not under its ID, so
+	// the handshake uses that hash: a v2-only client knows no other (libtorrent dials the
+	// peers it learned under the v2 hash with it). The daemon's route sets it; once set
+	// for a peer it stays.
+	HintOtherHash Hints = 0x80
 )

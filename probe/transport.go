@@ -110,7 +110,9 @@ func (p *Prober) plan(t Target) (out [4]attempt, n int) {
 // When it fails the way a peer that only speaks the other kind fails, Probe tries again at
 // once on a new connection: the other transport when TCP is refused or times out (or the
 // connection is closed before any byte came back), the other encryption when the peer hangs
-// up on our handshake or never answers it. The Observation is that of the connection that
+// up on our handshake or never answers it. A TCP connection the peer resets (RST) before a
+// byte came back tries the other transport before the other encryption: the peer dropped
+// what we sent unread, as one that takes no TCP at all does. The Observation is that of the connection that
 // ended the contact (the first one when every way failed), with Fallbacks counting the
 // retries.
 func (p *Prober) Probe(ctx context.Context, t Target) Observation {
@@ -160,12 +162,15 @@ func (p *Prober) Probe(ctx context.Context, t Target) Observation {
 			}
 			break
 		}
-		if retry == retryOtherTransport {
+		switch retry {
+		case retryOtherTransport:
 			if a.utp {
 				skipUTP = true
 			} else {
 				skipTCP = true
 			}
+		case retryOtherTransportFirst:
+			otherTransportFirst(plan[k+1:n], a.utp)
 		}
 	}
 	// Every way failed: report the first, the policy's own choice (a refused TCP connect
@@ -182,7 +187,32 @@ const (
 	retryNext                            // the next way in the plan
 	retryOtherTransport                  // not this transport at all
 	retryEncryptionOnly                  // the other encryption on this transport only
+	// The peer reset the TCP connection without reading what we sent: it refuses TCP
+	// itself, not our encryption (a libtorrent with incoming TCP off closes every accepted
+	// socket at once; a peer that requires encryption reads our handshake and closes with
+	// a FIN). The other transport's ways come next, this one's stay after them.
+	retryOtherTransportFirst
 )
+
+// otherTransportFirst reorders the ways left so that those on the other transport than
+// utp come first, each group in its order.
+func otherTransportFirst(rest []attempt, utp bool) {
+	var buf [4]attempt
+	n := 0
+	for _, x := range rest {
+		if x.utp != utp {
+			buf[n] = x
+			n++
+		}
+	}
+	for _, x := range rest {
+		if x.utp == utp {
+			buf[n] = x
+			n++
+		}
+	}
+	copy(rest, buf[:n])
+}
 
 func (p *Prober) newOutgoing(t Target) Observation {
 	return Observation{
@@ -254,6 +284,9 @@ func (p *Prober) retryAfterHandshake(ctx context.Context, o *Observation, cc *co
 	}
 	switch o.Outcome {
 	case OutcomeReset:
+		if o.Transport == TransportTCP && (errors.Is(o.Err, syscall.ECONNRESET) || errors.Is(o.Err, syscall.EPIPE)) {
+			return retryOtherTransportFirst
+		}
 		return retryNext
 	case OutcomeHandshakeTimeout:
 		return retryEncryptionOnly

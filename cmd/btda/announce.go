@@ -25,10 +25,12 @@ type announceOptions struct {
 	timeout time.Duration
 }
 
-// announceLine is one JSON line of `btda announce`: one tracker or the DHT.
+// announceLine is one JSON line of `btda announce`: one tracker or the DHT, under one of
+// the torrent's wire hashes (a hybrid has two lines per source: v1 and truncated v2).
 type announceLine struct {
 	Source      string   `json:"source"`            // "tracker" or "dht"
 	Tracker     string   `json:"tracker,omitempty"` // redacted URL
+	InfoHash    string   `json:"infohash"`          // the wire hash announced or looked up under
 	Peers       int      `json:"peers"`
 	PeerList    []string `json:"peer_list,omitempty"`
 	Interval    string   `json:"interval,omitempty"`
@@ -76,7 +78,8 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 	if t != nil {
 		e = discovery.NewFileEntry("", t)
 	}
-	info, hashes := e.TrackerInfo(), e.Hashes()
+	info := e.TrackerInfo()
+	hashes := info.AnnounceHashes()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	enc := json.NewEncoder(stdout)
@@ -101,40 +104,41 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 		logger.Warn("the torrent names no tracker; try --dht")
 	}
 	for _, r := range results {
-		l := announceLine{Source: "tracker", Tracker: tracker.Redact(r.URL)}
-		if r.AnnounceErr != nil {
-			l.Error = r.AnnounceErr.Error()
-			failed = true
-		}
-		if a := r.Announce; a != nil {
-			l.Peers = len(a.Peers)
-			l.PeerList = addrStrings(a.Peers)
-			if a.Interval > 0 {
-				l.Interval = a.Interval.String()
+		for _, hr := range r.Hashes {
+			l := announceLine{Source: "tracker", Tracker: tracker.Redact(r.URL), InfoHash: hr.Hash.String()}
+			if hr.AnnounceErr != nil {
+				l.Error = hr.AnnounceErr.Error()
+				failed = true
 			}
-			if a.MinInterval > 0 {
-				l.MinInterval = a.MinInterval.String()
+			if a := hr.Announce; a != nil {
+				l.Peers = len(a.Peers)
+				l.PeerList = addrStrings(a.Peers)
+				if a.Interval > 0 {
+					l.Interval = a.Interval.String()
+				}
+				if a.MinInterval > 0 {
+					l.MinInterval = a.MinInterval.String()
+				}
+				l.Warning = a.Warning
 			}
-			l.Warning = a.Warning
+			if hr.ScrapeErr != nil {
+				l.ScrapeError = hr.ScrapeErr.Error()
+			}
+			if s := hr.Scrape; s != nil {
+				l.Seeders, l.Leechers, l.Downloaded = &s.Seeders, &s.Leechers, &s.Downloaded
+			}
+			enc.Encode(l)
 		}
-		if r.ScrapeErr != nil {
-			l.ScrapeError = r.ScrapeErr.Error()
-		}
-		if s := r.Scrape; s != nil {
-			l.Seeders, l.Leechers, l.Downloaded = &s.Seeders, &s.Leechers, &s.Downloaded
-		}
-		enc.Encode(l)
 	}
 
 	if o.dht {
-		l := announceLine{Source: "dht"}
 		// Temporary nodes on ephemeral ports, so they never collide with a running btda.
 		listen, listen6, err := dhtListen(cfg, src)
 		if err != nil {
 			logger.Error("cannot set up the DHT node", "err", err)
 			return 1
 		}
-		peers, err := dht.LookupOnce(ctx, dht.Config{
+		found, err := dht.LookupOnce(ctx, dht.Config{
 			Listen:        ephemeral(listen),
 			IPv6:          cfg.DHT.IPv6,
 			Listen6:       ephemeral(listen6),
@@ -142,12 +146,19 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 			LookupTimeout: time.Duration(cfg.DHT.LookupTimeout),
 		}, hashes, logger)
 		if err != nil {
-			l.Error = err.Error()
-			failed = true
+			logger.Error("cannot set up the DHT node", "err", err)
+			return 1
 		}
-		l.Peers = len(peers)
-		l.PeerList = addrStrings(peers)
-		enc.Encode(l)
+		for _, hp := range found {
+			l := announceLine{Source: "dht", InfoHash: hp.Hash.String()}
+			if hp.Err != nil {
+				l.Error = hp.Err.Error()
+				failed = true
+			}
+			l.Peers = len(hp.Peers)
+			l.PeerList = addrStrings(hp.Peers)
+			enc.Encode(l)
+		}
 	}
 	if failed {
 		return 1

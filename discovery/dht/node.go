@@ -162,6 +162,13 @@ type server struct {
 
 func (s *server) accepts(a netip.Addr) bool { return a.Is4() == (s.family == "ipv4") }
 
+// watch is one watched torrent: its wire hashes (the ID first; a hybrid's v1 and truncated
+// v2 hash) and its lookup loop.
+type watch struct {
+	hashes []metainfo.Hash
+	cancel context.CancelFunc // nil until Run starts the loop
+}
+
 // Node is btda's DHT node. Create it with New, start it with Run; Lookup, Add and Remove may
 // be called from any goroutine.
 type Node struct {
@@ -179,7 +186,8 @@ type Node struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	watched map[metainfo.Hash]context.CancelFunc // nil func until Run starts the loop
+	watched map[metainfo.Hash]*watch        // by torrent ID
+	byHash  map[metainfo.Hash]metainfo.Hash // every watched wire hash → its torrent's ID
 	running bool
 	closed  bool
 	loops   sync.WaitGroup // per-torrent lookup loops and announce deliveries
@@ -214,7 +222,8 @@ func New(cfg Config, out chan<- discovery.Sighting, reg prometheus.Registerer, l
 		sem:           make(chan struct{}, cfg.MaxConcurrentLookups),
 		ctx:           ctx,
 		cancel:        cancel,
-		watched:       make(map[metainfo.Hash]context.CancelFunc),
+		watched:       make(map[metainfo.Hash]*watch),
+		byHash:        make(map[metainfo.Hash]metainfo.Hash),
 		announceSlots: make(chan struct{}, 256),
 	}
 	if cfg.NodesFile != "" {
@@ -347,8 +356,8 @@ func (n *Node) Run(ctx context.Context) error {
 		return errors.New("dht: Run called twice")
 	}
 	n.running = true
-	for h := range n.watched {
-		n.startLoopLocked(h)
+	for id, w := range n.watched {
+		n.startLoopLocked(id, w)
 	}
 	for _, s := range n.servers {
 		n.maint.Go(func() { n.maintain(s) })
@@ -362,52 +371,89 @@ func (n *Node) Run(ctx context.Context) error {
 	return n.Close()
 }
 
-// Add watches a torrent: an immediate lookup (once Run runs), then one every Interval.
-// Adding a watched torrent again does nothing.
-func (n *Node) Add(h metainfo.Hash) {
+// Add watches a torrent, known by its ID and, for a hybrid, also by its other wire hash
+// (BEP 52: v2-capable clients announce a hybrid under its v1 hash and its truncated v2
+// hash, v2-only clients under the latter only): an immediate lookup (once Run runs), then
+// one every Interval, each traversing every hash; peers found under any hash, and incoming
+// announces for any, are sightings of the torrent under the hash they came with (the
+// daemon's registry maps either to the torrent). Adding a watched torrent again only updates its
+// hashes (a magnet's metadata may name a second one), for the next lookup.
+func (n *Node) Add(id metainfo.Hash, also ...metainfo.Hash) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return
 	}
-	if _, ok := n.watched[h]; ok {
-		return
+	hashes := []metainfo.Hash{id}
+	for _, h := range also {
+		if !h.IsZero() && !slices.Contains(hashes, h) {
+			hashes = append(hashes, h)
+		}
 	}
-	n.watched[h] = nil
+	w, ok := n.watched[id]
+	if !ok {
+		w = &watch{}
+		n.watched[id] = w
+	}
+	for _, h := range w.hashes {
+		delete(n.byHash, h)
+	}
+	w.hashes = nil
+	for _, h := range hashes {
+		if other, taken := n.byHash[h]; taken && other != id {
+			continue // another watched torrent's hash stays with it
+		}
+		n.byHash[h] = id
+		w.hashes = append(w.hashes, h)
+	}
 	n.m.watched.Set(float64(len(n.watched)))
-	if n.running {
-		n.startLoopLocked(h)
+	if !ok && n.running {
+		n.startLoopLocked(id, w)
 	}
 }
 
-// Remove stops watching a torrent; a lookup in progress for it is cancelled.
-func (n *Node) Remove(h metainfo.Hash) {
+// Remove stops watching a torrent (by its ID); a lookup in progress for it is cancelled.
+func (n *Node) Remove(id metainfo.Hash) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	cancel, ok := n.watched[h]
+	w, ok := n.watched[id]
 	if !ok {
 		return
 	}
-	if cancel != nil {
-		cancel()
+	if w.cancel != nil {
+		w.cancel()
 	}
-	delete(n.watched, h)
+	for _, h := range w.hashes {
+		delete(n.byHash, h)
+	}
+	delete(n.watched, id)
 	n.m.watched.Set(float64(len(n.watched)))
 }
 
-func (n *Node) isWatched(h metainfo.Hash) bool {
+// watchedID returns the ID of the watched torrent h is a wire hash of.
+func (n *Node) watchedID(h metainfo.Hash) (metainfo.Hash, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	_, ok := n.watched[h]
-	return ok
+	id, ok := n.byHash[h]
+	return id, ok
 }
 
-func (n *Node) startLoopLocked(h metainfo.Hash) {
+// hashesOf returns the wire hashes of the watched torrent id, nil once it is removed.
+func (n *Node) hashesOf(id metainfo.Hash) []metainfo.Hash {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if w, ok := n.watched[id]; ok {
+		return slices.Clone(w.hashes)
+	}
+	return nil
+}
+
+func (n *Node) startLoopLocked(id metainfo.Hash, w *watch) {
 	ctx, cancel := context.WithCancel(n.ctx)
-	n.watched[h] = cancel
+	w.cancel = cancel
 	n.loops.Go(func() {
 		defer cancel()
-		n.watchLoop(ctx, h)
+		n.watchLoop(ctx, id)
 	})
 }
 
@@ -429,7 +475,12 @@ func (n *Node) watchLoop(ctx context.Context, h metainfo.Hash) {
 		case <-ctx.Done():
 			return
 		}
-		peers, err := n.lookup(ctx, h, func(ap netip.AddrPort) { n.emit(ctx, h, ap) })
+		hashes := n.hashesOf(h)
+		if len(hashes) == 0 {
+			<-n.sem
+			return
+		}
+		peers, err := n.lookup(ctx, hashes, func(th metainfo.Hash, ap netip.AddrPort) { n.emit(ctx, th, ap) })
 		<-n.sem
 		if ctx.Err() != nil {
 			return
@@ -459,11 +510,13 @@ func (n *Node) emit(ctx context.Context, h metainfo.Hash, ap netip.AddrPort) {
 	}
 }
 
-// Lookup runs one get_peers traversal for h on every address family, bounded by ctx and
-// LookupTimeout, announces PeerPort to the closest nodes (if set) and returns the distinct
-// peers found. It does not emit sightings and does not take one of the MaxConcurrentLookups
-// slots: it is for one-off use (magnet metadata, `btda announce --dht`). A lookup in which some node answered succeeds even with no peers.
-func (n *Node) Lookup(ctx context.Context, h metainfo.Hash) ([]netip.AddrPort, error) {
+// Lookup runs one get_peers traversal for h (and every hash in also: a hybrid's other wire
+// hash) on every address family, bounded by ctx and LookupTimeout, announces PeerPort to
+// the closest nodes of each (if set) and returns the distinct peers found. It does not
+// emit sightings and does not take one of the MaxConcurrentLookups slots: it is for
+// one-off use (magnet metadata, `btda announce --dht`). A lookup in which some node
+// answered succeeds even with no peers.
+func (n *Node) Lookup(ctx context.Context, h metainfo.Hash, also ...metainfo.Hash) ([]netip.AddrPort, error) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -476,7 +529,13 @@ func (n *Node) Lookup(ctx context.Context, h metainfo.Hash) ([]netip.AddrPort, e
 	defer cancel()
 	stop := context.AfterFunc(n.ctx, cancel)
 	defer stop()
-	return n.lookup(ctx, h, nil)
+	hashes := []metainfo.Hash{h}
+	for _, x := range also {
+		if !slices.Contains(hashes, x) {
+			hashes = append(hashes, x)
+		}
+	}
+	return n.lookup(ctx, hashes, nil)
 }
 
 type traversalResult struct {
@@ -484,7 +543,12 @@ type traversalResult struct {
 	err              error
 }
 
-func (n *Node) lookup(ctx context.Context, h metainfo.Hash, found func(netip.AddrPort)) ([]netip.AddrPort, error) {
+// lookup is one lookup of a torrent: a traversal per wire hash and address family, all at
+// once, counted as one lookup; a peer found under several hashes is found once, under the
+// hash that found it first (the daemon dials a peer found under a hybrid's other hash with
+// that hash).
+func (n *Node) lookup(ctx context.Context, hashes []metainfo.Hash, found func(metainfo.Hash, netip.AddrPort)) ([]netip.AddrPort, error) {
+	h := hashes[0]
 	if n.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
@@ -499,7 +563,7 @@ func (n *Node) lookup(ctx context.Context, h metainfo.Hash, found func(netip.Add
 		seen  = make(map[netip.AddrPort]struct{})
 		peers []netip.AddrPort
 	)
-	add := func(na krpc.NodeAddr) {
+	add := func(th metainfo.Hash, na krpc.NodeAddr) {
 		ip, ok := netip.AddrFromSlice(na.IP)
 		if !ok || na.Port <= 0 || na.Port > 65535 {
 			return
@@ -521,14 +585,18 @@ func (n *Node) lookup(ctx context.Context, h metainfo.Hash, found func(netip.Add
 		}
 		n.m.peersReceived.Inc()
 		if found != nil {
-			found(ap)
+			found(th, ap)
 		}
 	}
 
-	results := make([]traversalResult, len(n.servers))
+	results := make([]traversalResult, len(n.servers)*len(hashes))
 	var wg sync.WaitGroup
 	for i, s := range n.servers {
-		wg.Go(func() { results[i] = n.traverse(ctx, deadline, s, h, add) })
+		for j, th := range hashes {
+			wg.Go(func() {
+				results[i*len(hashes)+j] = n.traverse(ctx, deadline, s, th, func(na krpc.NodeAddr) { add(th, na) })
+			})
+		}
 	}
 	wg.Wait()
 
@@ -683,9 +751,11 @@ func (n *Node) refresh(ctx context.Context, s *server) error {
 // onAnnouncePeer turns a valid incoming announce_peer for a watched torrent into a sighting.
 // anacrolix calls it on a goroutine of its own.
 func (n *Node) onAnnouncePeer(ih atmetainfo.Hash, ip net.IP, port int, portOk bool) {
-	h := metainfo.Hash(ih)
 	addr, ok := netip.AddrFromSlice(ip)
-	if !portOk || port <= 0 || port > 65535 || !ok || !n.isWatched(h) {
+	if !portOk || port <= 0 || port > 65535 || !ok {
+		return
+	}
+	if _, watched := n.watchedID(metainfo.Hash(ih)); !watched {
 		return
 	}
 	n.m.announcesRecv.Inc()
@@ -706,7 +776,7 @@ func (n *Node) onAnnouncePeer(ih atmetainfo.Hash, ip net.IP, port int, portOk bo
 	n.loops.Add(1)
 	n.mu.Unlock()
 	defer n.loops.Done()
-	n.emit(n.ctx, h, netip.AddrPortFrom(addr.Unmap(), uint16(port)))
+	n.emit(n.ctx, metainfo.Hash(ih), netip.AddrPortFrom(addr.Unmap(), uint16(port)))
 }
 
 func (n *Node) onQuery(q *krpc.Msg, _ net.Addr) bool {
@@ -784,30 +854,32 @@ func (b slogBridge) Handle(r alog.Record) {
 	b.l.Log(context.Background(), lvl, r.String(), "anacrolix_level", r.Level.LogString())
 }
 
-// LookupOnce runs one get_peers traversal per hash from a temporary node built with cfg
-// (never announcing, never saving nodes) and returns the distinct peers found: `btda
-// announce --dht`. Errors of single lookups are joined; peers found before them count.
-func LookupOnce(ctx context.Context, cfg Config, hashes []metainfo.Hash, logger *slog.Logger) ([]netip.AddrPort, error) {
+// HashPeers is what a one-off lookup found under one wire hash.
+type HashPeers struct {
+	Hash  metainfo.Hash
+	Peers []netip.AddrPort
+	Err   error // the lookup's failure; peers found before it still count
+}
+
+// LookupOnce runs one get_peers traversal per hash, all at once, from a temporary node built
+// with cfg (never announcing, never saving nodes) and returns what each found, in the order
+// of hashes: `btda announce --dht`, which shows a hybrid's two hashes apart. The error is
+// the node's set-up failure only.
+func LookupOnce(ctx context.Context, cfg Config, hashes []metainfo.Hash, logger *slog.Logger) ([]HashPeers, error) {
 	cfg.PeerPort, cfg.NodesFile = 0, ""
 	node, err := New(cfg, nil, nil, logger)
 	if err != nil {
 		return nil, err
 	}
 	defer node.Close()
-	seen := make(map[netip.AddrPort]bool)
-	var all []netip.AddrPort
-	var errs []error
-	for _, h := range hashes {
-		peers, err := node.Lookup(ctx, h)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", h, err))
-		}
-		for _, p := range peers {
-			if !seen[p] {
-				seen[p] = true
-				all = append(all, p)
-			}
-		}
+	out := make([]HashPeers, len(hashes))
+	var wg sync.WaitGroup
+	for i, h := range hashes {
+		wg.Go(func() {
+			peers, err := node.Lookup(ctx, h)
+			out[i] = HashPeers{Hash: h, Peers: peers, Err: err}
+		})
 	}
-	return all, errors.Join(errs...)
+	wg.Wait()
+	return out, nil
 }

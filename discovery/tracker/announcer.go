@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -204,7 +205,19 @@ func (s *trackerState) nextDelay(cfg Config) time.Duration {
 	return cfg.Interval
 }
 
-// work is one tracker URL's loop for one torrent.
+// hashState is one wire hash's announce state at one tracker: a hybrid torrent is
+// announced under its v1 hash and its truncated v2 hash, each with its own started,
+// tracker id and back-off, as libtorrent keeps them.
+type hashState struct {
+	hash metainfo.Hash
+	trackerState
+	due    time.Time       // next announce; zero: at once
+	scrape *ScrapeResponse // figures of the last successful scrape
+}
+
+// work is one tracker URL's loop for one torrent. Every round announces each of the
+// torrent's hashes that is due (all of them, unless one is backing off alone), so the
+// peers of a hybrid's two swarms arrive merged, each address once.
 func (a *Announcer) work(ctx context.Context, t discovery.TorrentInfo, rawURL string, after <-chan struct{}) {
 	defer a.wg.Done()
 	if after != nil {
@@ -218,46 +231,62 @@ func (a *Announcer) work(ctx context.Context, t discovery.TorrentInfo, rawURL st
 	label := TrackerLabel(rawURL)
 	log := c.log.With("tracker", Redact(rawURL), "infohash", t.Label)
 	defer c.m.deleteScrape(t.Label, label)
-	var st trackerState
+	hashes := t.AnnounceHashes()
+	sts := make([]hashState, len(hashes))
+	for i, h := range hashes {
+		sts[i].hash = h
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			a.stop(ctx, t, rawURL, &st)
+			a.stop(ctx, t, rawURL, sts)
 			return
 		case <-timer.C:
 		}
-		res := a.round(ctx, t, rawURL, &st)
+		res := a.round(ctx, t, rawURL, sts, time.Now())
 		if ctx.Err() != nil {
-			a.stop(ctx, t, rawURL, &st)
+			a.stop(ctx, t, rawURL, sts)
 			return
 		}
-		delay := st.nextDelay(c.cfg)
-		c.m.interval.WithLabelValues(label).Set(delay.Seconds())
-		if res.AnnounceErr != nil {
-			log.Warn("tracker announce failed", "reason", ReasonOf(res.AnnounceErr), "err", res.AnnounceErr,
-				"failures", st.failures, "retry_in", delay)
-		} else {
-			log.Debug("tracker announce", "event", res.Event.String(), "peers", len(res.Announce.Peers),
-				"interval", res.Announce.Interval, "min_interval", res.Announce.MinInterval, "next_in", delay)
-			if res.Announce.Warning != "" {
-				log.Warn("tracker warning message", "warning", res.Announce.Warning)
-			}
+		now := time.Now()
+		for _, hr := range res.Hashes {
+			st := stateOf(sts, hr.Hash)
+			st.due = now.Add(st.nextDelay(c.cfg))
 		}
-		if res.ScrapeErr != nil {
-			log.Warn("tracker scrape failed", "reason", ReasonOf(res.ScrapeErr), "err", res.ScrapeErr)
+		delay, live := nextDue(sts, now)
+		c.m.interval.WithLabelValues(label).Set(delay.Seconds())
+		for _, hr := range res.Hashes {
+			hlog := log
+			if len(sts) > 1 {
+				hlog = log.With("hash", hr.Hash.String())
+			}
+			st := stateOf(sts, hr.Hash)
+			if hr.AnnounceErr != nil {
+				hlog.Warn("tracker announce failed", "reason", ReasonOf(hr.AnnounceErr), "err", hr.AnnounceErr,
+					"failures", st.failures, "retry_in", st.due.Sub(now).Round(time.Second))
+			} else {
+				hlog.Debug("tracker announce", "event", res.Event.String(), "peers", len(hr.Announce.Peers),
+					"interval", hr.Announce.Interval, "min_interval", hr.Announce.MinInterval, "next_in", delay)
+				if hr.Announce.Warning != "" {
+					hlog.Warn("tracker warning message", "warning", hr.Announce.Warning)
+				}
+			}
+			if hr.ScrapeErr != nil {
+				hlog.Warn("tracker scrape failed", "reason", ReasonOf(hr.ScrapeErr), "err", hr.ScrapeErr)
+			}
 		}
 		if c.cfg.OnResult != nil {
 			c.cfg.OnResult(res)
 		}
-		if !a.send(ctx, t.Hash, res) {
-			a.stop(ctx, t, rawURL, &st)
+		if !a.send(ctx, res) {
+			a.stop(ctx, t, rawURL, sts)
 			return
 		}
-		if st.never {
-			// The tracker asked never to be asked again (BEP 31): idle until removal or
-			// shutdown. No stopped is owed: it refused our started.
+		if !live {
+			// The tracker asked never to be asked again (BEP 31), under every hash: idle
+			// until removal or shutdown. No stopped is owed: it refused our started.
 			log.Warn("tracker asked never to retry; not announcing to it again for this torrent")
 			c.m.interval.WithLabelValues(label).Set(0)
 			<-ctx.Done()
@@ -267,17 +296,97 @@ func (a *Announcer) work(ctx context.Context, t discovery.TorrentInfo, rawURL st
 	}
 }
 
-// round is one announce plus, if the tracker has a scrape endpoint, one scrape.
-func (a *Announcer) round(ctx context.Context, t discovery.TorrentInfo, rawURL string, st *trackerState) Result {
+func stateOf(sts []hashState, h metainfo.Hash) *hashState {
+	for i := range sts {
+		if sts[i].hash == h {
+			return &sts[i]
+		}
+	}
+	panic("tracker: result for a hash the torrent does not have")
+}
+
+// nextDue is the wait until the next hash is due; live is false when the tracker said
+// never to every hash.
+func nextDue(sts []hashState, now time.Time) (delay time.Duration, live bool) {
+	first := time.Time{}
+	for i := range sts {
+		if sts[i].never {
+			continue
+		}
+		if !live || sts[i].due.Before(first) {
+			first, live = sts[i].due, true
+		}
+	}
+	return max(first.Sub(now), 0), live
+}
+
+// round announces every hash due at now and, if the tracker has a scrape endpoint,
+// scrapes each of them. The Result merges them (see mergeAnnounces, mergeScrapes); the
+// scrape gauges show the merge of every hash's last figures.
+func (a *Announcer) round(ctx context.Context, t discovery.TorrentInfo, rawURL string, sts []hashState, now time.Time) Result {
+	c := a.c
+	res := Result{URL: rawURL, Tracker: TrackerLabel(rawURL), Torrent: t.Hash, Event: EventNone}
+	var scrapes []*ScrapeResponse
+	var oks []*AnnounceResponse
+	for i := range sts {
+		st := &sts[i]
+		if st.never || st.due.After(now) {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		hr := a.roundHash(ctx, t, rawURL, st)
+		if hr.event == EventStarted {
+			res.Event = EventStarted
+		}
+		res.Hashes = append(res.Hashes, hr.HashResult)
+		if hr.Announce != nil {
+			oks = append(oks, hr.Announce)
+		} else if res.AnnounceErr == nil {
+			res.AnnounceErr = hr.AnnounceErr
+		}
+		if hr.Scrape != nil {
+			st.scrape = hr.Scrape
+			scrapes = append(scrapes, hr.Scrape)
+		} else if hr.ScrapeErr != nil && res.ScrapeErr == nil {
+			res.ScrapeErr = hr.ScrapeErr
+		}
+	}
+	if len(oks) > 0 {
+		res.Announce, res.AnnounceErr = mergeAnnounces(oks), nil
+	}
+	if len(scrapes) > 0 {
+		res.Scrape, res.ScrapeErr = mergeScrapes(scrapes), nil
+		var last []*ScrapeResponse
+		for i := range sts {
+			if sts[i].scrape != nil {
+				last = append(last, sts[i].scrape)
+			}
+		}
+		c.m.setScrape(t.Label, res.Tracker, mergeScrapes(last))
+	}
+	return res
+}
+
+// hashRound is roundHash's answer: the hash's results and the event it announced.
+type hashRound struct {
+	HashResult
+	event Event
+}
+
+// roundHash is one announce under one hash plus, when the tracker is reachable and has a
+// scrape endpoint, one scrape of it.
+func (a *Announcer) roundHash(ctx context.Context, t discovery.TorrentInfo, rawURL string, st *hashState) hashRound {
 	c := a.c
 	ev := EventNone
 	if !st.started {
 		ev = EventStarted
 	}
-	res := Result{URL: rawURL, Tracker: TrackerLabel(rawURL), Torrent: t.Hash, Event: ev}
-	resp, err := c.announce(ctx, rawURL, a.request(t, ev, st.trackerID))
+	hr := hashRound{HashResult: HashResult{Hash: st.hash}, event: ev}
+	resp, err := c.announce(ctx, rawURL, a.request(t, st.hash, ev, st.trackerID))
 	if err != nil {
-		res.AnnounceErr = err
+		hr.AnnounceErr = err
 		st.failures++
 		st.retryIn, st.never = 0, false
 		var fr *failureReply
@@ -285,7 +394,7 @@ func (a *Announcer) round(ctx context.Context, t discovery.TorrentInfo, rawURL s
 			st.retryIn, st.never = fr.retryIn, fr.never
 		}
 	} else {
-		res.Announce = resp
+		hr.Announce = resp
 		st.failures = 0
 		st.started = true
 		st.interval, st.minInterval = resp.Interval, resp.MinInterval
@@ -295,47 +404,63 @@ func (a *Announcer) round(ctx context.Context, t discovery.TorrentInfo, rawURL s
 	}
 	// Scrape when the tracker is reachable: after a timeout or connection failure a
 	// scrape would only wait as long again.
-	switch ReasonOf(res.AnnounceErr) {
+	switch ReasonOf(hr.AnnounceErr) {
 	case ReasonTimeout, ReasonConnection, ReasonCanceled:
-		return res
+		return hr
 	}
 	if ctx.Err() == nil && canScrape(rawURL) {
-		res.Scrape, res.ScrapeErr = c.scrape(ctx, rawURL, t.Hash, t.Label)
+		hr.Scrape, hr.ScrapeErr = c.scrape(ctx, rawURL, st.hash)
 	}
-	return res
+	return hr
 }
 
-func (a *Announcer) request(t discovery.TorrentInfo, ev Event, trackerID string) AnnounceRequest {
+func (a *Announcer) request(t discovery.TorrentInfo, h metainfo.Hash, ev Event, trackerID string) AnnounceRequest {
 	cfg := a.c.cfg
-	return AnnounceRequest{Hash: t.Hash, PeerID: cfg.PeerID, Key: cfg.Key, Port: cfg.Port,
+	return AnnounceRequest{Hash: h, PeerID: cfg.PeerID, Key: cfg.Key, Port: cfg.Port,
 		Left: left(t), Event: ev, NumWant: cfg.NumWant, TrackerID: trackerID}
 }
 
-// send hands the round's peers to the sightings channel; false if ctx ended first.
-func (a *Announcer) send(ctx context.Context, h metainfo.Hash, res Result) bool {
+// send hands the round's peers to the sightings channel, each address once, under the
+// first hash it was found under (the torrent's ID first: the daemon dials a peer found only
+// under a hybrid's other hash with that hash); false if ctx ended first.
+func (a *Announcer) send(ctx context.Context, res Result) bool {
 	if res.Announce == nil {
 		return true
 	}
-	for _, p := range res.Announce.Peers {
-		select {
-		case a.out <- discovery.Sighting{Torrent: h, Addr: p, Source: discovery.SourceTracker}:
-		case <-ctx.Done():
-			return false
+	seen := make(map[netip.AddrPort]bool, len(res.Announce.Peers))
+	for _, hr := range res.Hashes {
+		if hr.Announce == nil {
+			continue
+		}
+		for _, p := range hr.Announce.Peers {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			select {
+			case a.out <- discovery.Sighting{Torrent: hr.Hash, Addr: p, Source: discovery.SourceTracker}:
+			case <-ctx.Done():
+				return false
+			}
 		}
 	}
 	return true
 }
 
-// stop sends event=stopped if the tracker accepted our started, bounded by StopTimeout.
-func (a *Announcer) stop(ctx context.Context, t discovery.TorrentInfo, rawURL string, st *trackerState) {
-	if !st.started {
-		return
-	}
+// stop sends event=stopped under every hash whose started the tracker accepted, bounded
+// by StopTimeout.
+func (a *Announcer) stop(ctx context.Context, t discovery.TorrentInfo, rawURL string, sts []hashState) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.c.cfg.StopTimeout)
 	defer cancel()
-	if _, err := a.c.announce(sctx, rawURL, a.request(t, EventStopped, st.trackerID)); err != nil {
-		a.c.log.Info("tracker stopped announce failed", "tracker", Redact(rawURL), "infohash", t.Label,
-			"reason", ReasonOf(err), "err", err)
+	for i := range sts {
+		st := &sts[i]
+		if !st.started {
+			continue
+		}
+		if _, err := a.c.announce(sctx, rawURL, a.request(t, st.hash, EventStopped, st.trackerID)); err != nil {
+			a.c.log.Info("tracker stopped announce failed", "tracker", Redact(rawURL), "infohash", t.Label,
+				"hash", st.hash.String(), "reason", ReasonOf(err), "err", err)
+		}
+		st.started = false
 	}
-	st.started = false
 }

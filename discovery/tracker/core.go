@@ -154,8 +154,9 @@ func canScrape(rawURL string) bool {
 	return false
 }
 
-// scrape runs one scrape for t against rawURL, records it and sets the scrape gauges.
-func (c *core) scrape(ctx context.Context, rawURL string, h metainfo.Hash, infohash string) (*ScrapeResponse, error) {
+// scrape runs one scrape of h against rawURL and records it; the caller sets the scrape
+// gauges (a hybrid's figures are the merge of its two hashes').
+func (c *core) scrape(ctx context.Context, rawURL string, h metainfo.Hash) (*ScrapeResponse, error) {
 	label := TrackerLabel(rawURL)
 	if !c.acquire(ctx) {
 		return nil, &Error{Reason: ReasonCanceled, Kind: KindScrape, URL: Redact(rawURL), Err: ctx.Err()}
@@ -180,11 +181,6 @@ func (c *core) scrape(ctx context.Context, rawURL string, h metainfo.Hash, infoh
 	c.m.duration.WithLabelValues(label, KindScrape).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, c.fail(label, KindScrape, rawURL, err)
-	}
-	if infohash != "" {
-		c.m.seeders.WithLabelValues(infohash, label).Set(float64(resp.Seeders))
-		c.m.leechers.WithLabelValues(infohash, label).Set(float64(resp.Leechers))
-		c.m.downloaded.WithLabelValues(infohash, label).Set(float64(resp.Downloaded))
 	}
 	return resp, nil
 }

@@ -32,6 +32,15 @@
 // announce, on the same schedule, unless the announce found the tracker unreachable.
 // At most Config.MaxConcurrent requests are in flight at once.
 //
+// Hybrid torrents (BEP 52). A torrent with two wire hashes (TorrentInfo.Hashes: a hybrid's v1
+// hash and truncated v2 hash) is announced under each, as libtorrent 2.0 does: every hash has
+// its own announce state at each tracker URL (started, tracker id, back-off, `retry in`,
+// stopped), and a round announces every hash that is due, so a tracker that knows only one
+// of them delays only the other. The round's peers are merged (each address once, under the
+// first hash that found it, the torrent's ID first), its scrapes too: the scrape gauges show
+// the larger of the hashes' figures (see mergeScrapes). Every request counts in the request
+// metrics.
+//
 // Address families. Trackers hand out peers of the family they are asked on, so a tracker
 // whose host resolves to both an IPv4 and an IPv6 address is announced to on both (its
 // first address of each family, in parallel; HTTP with one pooled client per family, UDP

@@ -77,6 +77,13 @@ func (m *metrics) initTracker(tracker string) {
 	m.peers.WithLabelValues(tracker)
 }
 
+// setScrape sets a torrent's scrape gauges at a tracker host.
+func (m *metrics) setScrape(infohash, tracker string, r *ScrapeResponse) {
+	m.seeders.WithLabelValues(infohash, tracker).Set(float64(r.Seeders))
+	m.leechers.WithLabelValues(infohash, tracker).Set(float64(r.Leechers))
+	m.downloaded.WithLabelValues(infohash, tracker).Set(float64(r.Downloaded))
+}
+
 // deleteScrape drops a removed torrent's scrape gauges.
 func (m *metrics) deleteScrape(infohash, tracker string) {
 	m.seeders.DeleteLabelValues(infohash, tracker)

@@ -194,7 +194,7 @@ func TestOpentrackerInterop(t *testing.T) {
 			m, _ := newMetrics(nil)
 			c := newCore(cfg, m)
 			defer c.close()
-			s, err := c.scrape(context.Background(), u, h, "")
+			s, err := c.scrape(context.Background(), u, h)
 			if err != nil || s.Leechers != 3 {
 				t.Errorf("scrape after stopped: %+v, %v; want 3 leechers", s, err)
 			}
@@ -258,7 +258,7 @@ func TestOpentrackerAnnouncer(t *testing.T) {
 	m, _ := newMetrics(nil)
 	c := newCore(cfg, m)
 	defer c.close()
-	s, err := c.scrape(context.Background(), httpURL, h, "")
+	s, err := c.scrape(context.Background(), httpURL, h)
 	if err != nil || s.Leechers != 3 {
 		t.Errorf("scrape after shutdown %+v, %v: want the 3 fake leechers only", s, err)
 	}

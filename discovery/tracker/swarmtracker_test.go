@@ -99,7 +99,7 @@ func TestSwarmTrackerFaults(t *testing.T) {
 				if mode == swarmtracker.FaultNone {
 					wantLeechers = 3
 				}
-				s, err := c.scrape(ctx, u, testHash, "")
+				s, err := c.scrape(ctx, u, testHash)
 				if err != nil || s.Leechers != wantLeechers {
 					t.Errorf("scrape %+v, %v; want %d leechers", s, err, wantLeechers)
 				}

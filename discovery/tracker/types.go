@@ -55,17 +55,48 @@ type ScrapeResponse struct {
 	Downloaded int64 // downloaded (completed)
 }
 
-// Result is the outcome of one announce (and the scrape that follows it, if any) against
-// one tracker URL. Announce and Scrape are nil when that request failed or was not made.
+// Result is the outcome of one announce round (and the scrapes that follow, if any) against
+// one tracker URL. A hybrid torrent is announced under each of its wire hashes (v1 and
+// truncated v2); Hashes holds each hash's requests, and the fields above it merge them:
+// Announce by mergeAnnounces (peers of both swarms, each once), Scrape by mergeScrapes (the
+// larger figures), AnnounceErr and ScrapeErr set only when every hash's request failed.
+// Announce and Scrape are nil when those requests failed or were not made.
 type Result struct {
-	URL         string // as configured; may carry a passkey: print Redact(URL)
-	Tracker     string // metric label (host name)
-	Torrent     metainfo.Hash
-	Event       Event
+	URL         string        // as configured; may carry a passkey: print Redact(URL)
+	Tracker     string        // metric label (host name)
+	Torrent     metainfo.Hash // the torrent's first hash (its ID)
+	Event       Event         // started when any hash announced started
 	Announce    *AnnounceResponse
 	AnnounceErr error
 	Scrape      *ScrapeResponse
 	ScrapeErr   error // nil with Scrape == nil means no scrape was attempted
+	Hashes      []HashResult
+}
+
+// HashResult is one wire hash's part of a Result.
+type HashResult struct {
+	Hash        metainfo.Hash
+	Announce    *AnnounceResponse
+	AnnounceErr error
+	Scrape      *ScrapeResponse
+	ScrapeErr   error
+}
+
+// mergeScrapes combines the scrapes of one torrent's hashes: each figure is the larger. A
+// hybrid's swarm is split in two at the tracker (v1-only clients under the v1 hash, v2-only
+// ones under the v2 hash, v2-capable ones under both), so a sum would count the
+// v2-capable peers twice; the larger figure is the lower bound that counts nobody twice.
+func mergeScrapes(rs []*ScrapeResponse) *ScrapeResponse {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	m := &ScrapeResponse{Seeders: -1, Leechers: -1, Downloaded: -1}
+	for _, r := range rs {
+		m.Seeders = max(m.Seeders, r.Seeders)
+		m.Leechers = max(m.Leechers, r.Leechers)
+		m.Downloaded = max(m.Downloaded, r.Downloaded)
+	}
+	return m
 }
 
 // unknownLeft is `left` for a torrent of unknown length (a magnet without metadata):

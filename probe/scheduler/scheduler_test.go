@@ -759,3 +759,26 @@ func TestHintsRememberWhatWorked(t *testing.T) {
 		t.Fatalf("revisit hints %#x, want encryption only", l.t.Hints)
 	}
 }
+
+// TestAddHints: a hint added to a known peer steers its next visit; an unknown peer or
+// torrent is left alone.
+func TestAddHints(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.add(0, "10.0.0.1:6881", discovery.SourceTracker)
+	h.s.AddHints(hash(0), ap("10.0.0.1:6881"), discovery.HintOtherHash)
+	h.s.AddHints(hash(0), ap("10.0.0.9:6881"), discovery.HintOtherHash) // unknown peer
+	h.s.AddHints(hash(9), ap("10.0.0.1:6881"), discovery.HintOtherHash) // unwatched torrent
+	l := h.stepOne(ap("10.0.0.1:6881"))
+	if l.t.Hints != discovery.HintOtherHash {
+		t.Fatalf("target hints %#x, want HintOtherHash", l.t.Hints)
+	}
+	// What worked replaces the encryption and uTP hints; the other hash stays.
+	h.finish(l, probe.OutcomeOK, func(o *probe.Observation) { o.Transport = probe.TransportUTP })
+	h.clk.Advance(2 * DefaultRevisitDelay)
+	if l := h.stepOne(ap("10.0.0.1:6881")); l.t.Hints != discovery.HintOtherHash|discovery.HintUTP {
+		t.Fatalf("revisit hints %#x, want other hash and uTP", l.t.Hints)
+	}
+	if st := h.s.Stats(); st.Known != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -33,6 +33,7 @@ const (
 	flHintUTP                          // how to reach it (discovery.HintUTP), likewise
 	flHeld                             // its session's connection is held open (slot and IP freed)
 	flHeldIn                           // an incoming session with it is held open (stInFlight, no slot: see watching.go)
+	flHintOtherHash                    // handshake with the torrent's other wire hash (discovery.HintOtherHash); never cleared
 )
 
 // entry is one known peer. It holds no pointer so the GC never scans the table, and it
@@ -329,6 +330,22 @@ func (s *Scheduler) Observed(obs probe.Observation) {
 	s.result(i, obs, now)
 }
 
+// AddHints adds hints to a known peer's entry: a hybrid's peer that reached btda with the
+// torrent's other wire hash gets HintOtherHash, so that btda's visits use it too. A peer
+// the scheduler does not know is left alone; nothing is counted.
+func (s *Scheduler) AddHints(torrent metainfo.Hash, addr netip.AddrPort, h discovery.Hints) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ti, ok := s.torIdx[torrent]
+	if !ok {
+		return
+	}
+	if i, ok := s.peers[peerKey{addr.Addr().Unmap().As16(), addr.Port(), ti}]; ok {
+		e := &s.ents[i]
+		e.setHints(e.hints() | h)
+	}
+}
+
 // hints returns how to reach the peer, kept in two bits of flags so the entry stays small.
 func (e *entry) hints() discovery.Hints {
 	var h discovery.Hints
@@ -337,6 +354,9 @@ func (e *entry) hints() discovery.Hints {
 	}
 	if e.flags&flHintUTP != 0 {
 		h |= discovery.HintUTP
+	}
+	if e.flags&flHintOtherHash != 0 {
+		h |= discovery.HintOtherHash
 	}
 	return h
 }
@@ -348,5 +368,8 @@ func (e *entry) setHints(h discovery.Hints) {
 	}
 	if h&discovery.HintUTP != 0 {
 		e.flags |= flHintUTP
+	}
+	if h&discovery.HintOtherHash != 0 {
+		e.flags |= flHintOtherHash // the hash that found the peer keeps reaching it
 	}
 }
