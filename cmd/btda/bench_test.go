@@ -142,7 +142,7 @@ geoip:
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", webPort)
 
 	var samples []contactSample
-	var scrapeTimes []time.Duration
+	var scrapeTimes, burstScrapes []time.Duration
 	failedScrapes := 0
 	began := time.Now()
 	tick := time.NewTicker(time.Second)
@@ -164,7 +164,11 @@ geoip:
 			}
 			continue
 		}
-		scrapeTimes = append(scrapeTimes, time.Since(t0))
+		took := time.Since(t0)
+		scrapeTimes = append(scrapeTimes, took)
+		if m.sum("btda_probe_sessions_in_flight") >= 1000 {
+			burstScrapes = append(burstScrapes, took)
+		}
 		samples = append(samples, contactSample{at: time.Since(began), m: m})
 	}
 	if len(samples) < 10 {
@@ -180,9 +184,15 @@ geoip:
 			final.sum(`btda_probe_duration_seconds_sum{direction="outgoing"}`)/n, n)
 	}
 	slices.Sort(scrapeTimes)
-	t.Logf("btda /metrics during the run: %d scrapes, median %s, max %s; %d failed or took over 5 s",
-		len(scrapeTimes), scrapeTimes[len(scrapeTimes)/2].Round(time.Millisecond),
+	t.Logf("btda /metrics during the run: %d scrapes, p50 %s, p90 %s, p99 %s, max %s; %d failed or took over 5 s",
+		len(scrapeTimes), quantile(scrapeTimes, 0.5), quantile(scrapeTimes, 0.9), quantile(scrapeTimes, 0.99),
 		scrapeTimes[len(scrapeTimes)-1].Round(time.Millisecond), failedScrapes)
+	if len(burstScrapes) > 0 {
+		slices.Sort(burstScrapes)
+		t.Logf("btda /metrics during the burst (sessions in flight ≥ 1,000): %d scrapes, p50 %s, p99 %s, max %s",
+			len(burstScrapes), quantile(burstScrapes, 0.5), quantile(burstScrapes, 0.99),
+			burstScrapes[len(burstScrapes)-1].Round(time.Millisecond))
+	}
 	for _, p := range []*benchProcess{btda, swarm} {
 		hwm, cpu := procUsage(p.cmd.Process.Pid)
 		t.Logf("%s: peak RSS (VmHWM) %d MiB, CPU %.1f s over %.0f s", p.name, hwm>>20, cpu, time.Since(began).Seconds())
@@ -193,6 +203,12 @@ geoip:
 	if swarm.exited() {
 		t.Fatalf("btswarm exited early:\n%s", swarm.tail())
 	}
+}
+
+// quantile is the q-quantile (nearest rank) of sorted durations, rounded to the millisecond.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)].Round(time.Millisecond)
 }
 
 type contactSample struct {
