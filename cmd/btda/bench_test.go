@@ -220,7 +220,8 @@ type contactSample struct {
 func reportContacts(t *testing.T, s []contactSample, conc, peers int) {
 	t.Helper()
 	sessions := func(i int) float64 { return s[i].m.sum("btda_probe_sessions_total") }
-	t.Logf("%7s %10s %9s %9s %8s %8s %7s", "t", "sessions", "rate/s", "inflight", "known", "rss_MiB", "cpu%")
+	t.Logf("%7s %10s %9s %9s %9s %8s %8s %8s %8s %9s %8s %7s", "t", "sessions", "rate/s", "started/s", "inflight", "due", "wait_ip",
+		"known", "pending", "commit_ms", "rss_MiB", "cpu%")
 	var peakInFlight, peakRSS float64
 	for i := range s {
 		peakInFlight = max(peakInFlight, s[i].m.sum("btda_probe_sessions_in_flight"))
@@ -231,9 +232,17 @@ func reportContacts(t *testing.T, s []contactSample, conc, peers int) {
 		j := i - 5
 		dt := (s[i].at - s[j].at).Seconds()
 		cpu := (s[i].m.sum("process_cpu_seconds_total") - s[j].m.sum("process_cpu_seconds_total")) / dt
-		t.Logf("%6.0fs %10.0f %9.0f %9.0f %8.0f %8.0f %6.0f%%", s[i].at.Seconds(), sessions(i),
-			(sessions(i)-sessions(j))/dt, s[i].m.sum("btda_probe_sessions_in_flight"),
-			s[i].m.sum("btda_queue_known_peers"), s[i].m.sum("process_resident_memory_bytes")/(1<<20), 100*cpu)
+		started := s[i].m.sum("btda_queue_sessions_started_total") - s[j].m.sum("btda_queue_sessions_started_total")
+		// The store's mean commit time over the interval: the recorder's queue is the
+		// sessions' back-pressure (a session's slot is held until Record returns).
+		var commitMS float64
+		if n := s[i].m.sum("btda_store_commit_duration_seconds_count") - s[j].m.sum("btda_store_commit_duration_seconds_count"); n > 0 {
+			commitMS = 1000 * (s[i].m.sum("btda_store_commit_duration_seconds_sum") - s[j].m.sum("btda_store_commit_duration_seconds_sum")) / n
+		}
+		t.Logf("%6.0fs %10.0f %9.0f %9.0f %9.0f %8.0f %8.0f %8.0f %8.0f %9.0f %8.0f %6.0f%%", s[i].at.Seconds(), sessions(i),
+			(sessions(i)-sessions(j))/dt, started/dt, s[i].m.sum("btda_probe_sessions_in_flight"),
+			s[i].m.sum("btda_queue_peers_due"), s[i].m.sum("btda_queue_peers_waiting_ip"),
+			s[i].m.sum("btda_queue_known_peers"), s[i].m.sum("btda_store_observations_pending"), commitMS, s[i].m.sum("process_resident_memory_bytes")/(1<<20), 100*cpu)
 	}
 	// Best 10 s and the saturated stretch (in flight ≥ 90 % of its peak, sessions completing).
 	var best10 float64
