@@ -193,9 +193,15 @@ geoip:
 			len(burstScrapes), quantile(burstScrapes, 0.5), quantile(burstScrapes, 0.99),
 			burstScrapes[len(burstScrapes)-1].Round(time.Millisecond))
 	}
+	// CPU per completed session: what bounds the rate when the machine's cores are shared.
+	done := final.sum("btda_probe_sessions_total")
 	for _, p := range []*benchProcess{btda, swarm} {
 		hwm, cpu := procUsage(p.cmd.Process.Pid)
-		t.Logf("%s: peak RSS (VmHWM) %d MiB, CPU %.1f s over %.0f s", p.name, hwm>>20, cpu, time.Since(began).Seconds())
+		t.Logf("%s: peak RSS (VmHWM) %d MiB, CPU %.1f s over %.0f s, %.3f ms CPU per completed session", p.name, hwm>>20, cpu,
+			time.Since(began).Seconds(), 1000*cpu/max(done, 1))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("load average at the end: %s", strings.TrimSpace(string(b)))
 	}
 	if final.sum("btda_probe_sessions_total") == 0 {
 		t.Fatal("no sessions completed")
