@@ -39,7 +39,7 @@ type Config struct {
 	StorePath    string        // bbolt file (required)
 	StoreOptions store.Options // lock timeout, fault injection
 	Threshold    float64       // completion fraction for a confirmed download [DefaultThreshold]
-	BatchSize    int           // most observations per commit [DefaultBatchSize]
+	BatchSize    int           // observations per commit; up to BatchSize+Queue when backlogged [DefaultBatchSize]
 	BatchWait    time.Duration // longest wait before committing a partial batch [DefaultBatchWait]
 	Queue        int           // observations waiting for the writer [4 × BatchSize]
 	Retries      int           // extra attempts for a failed commit before its batch is dropped [3]
@@ -230,6 +230,19 @@ func (c *Recorder) Run(ctx context.Context) error {
 			batch = append(batch, o)
 			c.batchLen.Store(int64(len(batch)))
 			if len(batch) >= c.cfg.BatchSize {
+				// Group commit: when sessions end faster than commits, what queued up
+				// during the last commit goes into this one (at most a queue's worth more),
+				// so one fsync and one rewrite of the touched pages serve them all. Each
+				// Record blocked on a full queue holds a probe session's slot.
+				for more := true; more && len(batch) < c.cfg.BatchSize+c.cfg.Queue; {
+					select {
+					case o := <-c.in:
+						batch = append(batch, o)
+					default:
+						more = false
+					}
+				}
+				c.batchLen.Store(int64(len(batch)))
 				flush()
 			}
 		case <-tick.C:

@@ -10,15 +10,31 @@ import (
 	"github.com/btda/btda/probe/scheduler"
 )
 
-// readSightings passes what trackers and the DHT send to route, until ctx is done.
+// routeBatch is how many queued sightings readSightings passes to the scheduler at once.
+const routeBatch = 512
+
+// readSightings passes what trackers and the DHT send to route, until ctx is done. It
+// takes what is queued (up to routeBatch) at once, so that a tracker reply of hundreds of
+// peers enters the scheduler under one hold of its lock, not one per peer.
 func (d *Daemon) readSightings(ctx context.Context) error {
+	batch := make([]discovery.Sighting, 0, routeBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case sg := <-d.sightings:
-			d.route(sg)
+			batch = append(batch[:0], sg)
 		}
+	more:
+		for len(batch) < routeBatch {
+			select {
+			case sg := <-d.sightings:
+				batch = append(batch, sg)
+			default:
+				break more
+			}
+		}
+		d.routeAll(batch)
 	}
 }
 
@@ -35,31 +51,54 @@ func (d *Daemon) readSightings(ctx context.Context) error {
 //   - a magnet still waiting for its metadata gets the peer as a metadata candidate
 //     instead (its piece count is unknown, so it cannot be probed yet).
 func (d *Daemon) route(sg discovery.Sighting) {
+	if d.filter(&sg) {
+		d.sched.Add(sg)
+	}
+}
+
+// routeAll routes every sighting of sgs as route does; those for the scheduler go in one
+// AddBatch. It rewrites sgs in place.
+func (d *Daemon) routeAll(sgs []discovery.Sighting) {
+	keep := sgs[:0]
+	for _, sg := range sgs {
+		if d.filter(&sg) {
+			keep = append(keep, sg)
+		}
+	}
+	d.sched.AddBatch(keep)
+}
+
+// filter applies route's rules to sg; true: it goes to the scheduler (with its ID).
+func (d *Daemon) filter(sg *discovery.Sighting) bool {
 	e, ok := d.registry.Lookup(sg.Torrent)
 	if !ok {
-		return
+		return false
 	}
 	if sg.Torrent != e.ID {
 		sg.Hints |= discovery.HintOtherHash // found under a hybrid's other hash: handshake with it
 	}
 	sg.Torrent = e.ID
-	d.status.sighted(sg)
+	d.status.sighted(*sg)
 	if e.Pending() {
 		d.metadata.candidate(e.ID, sg.Addr, sg.Source)
-		return
+		return false
 	}
-	d.sched.Add(sg)
+	return true
 }
 
-// routePEX routes the PEX peers a session with a peer of torrent learned.
+// routePEX routes the PEX peers a session with a peer of torrent learned, in one batch.
 func (d *Daemon) routePEX(torrent metainfo.Hash, obs *probe.Observation) {
-	for i, a := range obs.PEX {
-		var h discovery.Hints
-		if i < len(obs.PEXHints) {
-			h = obs.PEXHints[i]
-		}
-		d.route(discovery.Sighting{Torrent: torrent, Addr: a, Source: discovery.SourcePEX, Hints: h})
+	if len(obs.PEX) == 0 {
+		return
 	}
+	sgs := make([]discovery.Sighting, len(obs.PEX))
+	for i, a := range obs.PEX {
+		sgs[i] = discovery.Sighting{Torrent: torrent, Addr: a, Source: discovery.SourcePEX}
+		if i < len(obs.PEXHints) {
+			sgs[i].Hints = obs.PEXHints[i]
+		}
+	}
+	d.routeAll(sgs)
 }
 
 // probe runs the session the scheduler asks for, with the wire hash the peer knows the

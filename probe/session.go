@@ -179,6 +179,10 @@ func NewProber(cfg SessionConfig) (*Prober, error) {
 		return nil, fmt.Errorf("probe: encoding our extension handshake: %w", err)
 	}
 	p := &Prober{cfg: cfg, log: cfg.Logger.With("component", "probe")}
+	// No TCP keep-alive probes: a session ends on its own deadlines, and a held one sends
+	// BitTorrent keep-alives and ends on watch_silence. Go's default (15 s) costs four
+	// setsockopt calls per dial.
+	p.dialer.KeepAlive = -1
 	p.extMsg = wire.AppendMessage(nil, wire.Message{Type: wire.Extended, ExtendedID: 0, Payload: payload})
 	p.pool.New = func() any { return &sessionBufs{br: bufio.NewReaderSize(nil, 4096)} }
 	return p, nil

@@ -142,7 +142,7 @@ geoip:
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", webPort)
 
 	var samples []contactSample
-	var scrapeTimes []time.Duration
+	var scrapeTimes, burstScrapes []time.Duration
 	failedScrapes := 0
 	began := time.Now()
 	tick := time.NewTicker(time.Second)
@@ -164,7 +164,11 @@ geoip:
 			}
 			continue
 		}
-		scrapeTimes = append(scrapeTimes, time.Since(t0))
+		took := time.Since(t0)
+		scrapeTimes = append(scrapeTimes, took)
+		if m.sum("btda_probe_sessions_in_flight") >= 1000 {
+			burstScrapes = append(burstScrapes, took)
+		}
 		samples = append(samples, contactSample{at: time.Since(began), m: m})
 	}
 	if len(samples) < 10 {
@@ -180,12 +184,24 @@ geoip:
 			final.sum(`btda_probe_duration_seconds_sum{direction="outgoing"}`)/n, n)
 	}
 	slices.Sort(scrapeTimes)
-	t.Logf("btda /metrics during the run: %d scrapes, median %s, max %s; %d failed or took over 5 s",
-		len(scrapeTimes), scrapeTimes[len(scrapeTimes)/2].Round(time.Millisecond),
+	t.Logf("btda /metrics during the run: %d scrapes, p50 %s, p90 %s, p99 %s, max %s; %d failed or took over 5 s",
+		len(scrapeTimes), quantile(scrapeTimes, 0.5), quantile(scrapeTimes, 0.9), quantile(scrapeTimes, 0.99),
 		scrapeTimes[len(scrapeTimes)-1].Round(time.Millisecond), failedScrapes)
+	if len(burstScrapes) > 0 {
+		slices.Sort(burstScrapes)
+		t.Logf("btda /metrics during the burst (sessions in flight ≥ 1,000): %d scrapes, p50 %s, p99 %s, max %s",
+			len(burstScrapes), quantile(burstScrapes, 0.5), quantile(burstScrapes, 0.99),
+			burstScrapes[len(burstScrapes)-1].Round(time.Millisecond))
+	}
+	// CPU per completed session: what bounds the rate when the machine's cores are shared.
+	done := final.sum("btda_probe_sessions_total")
 	for _, p := range []*benchProcess{btda, swarm} {
 		hwm, cpu := procUsage(p.cmd.Process.Pid)
-		t.Logf("%s: peak RSS (VmHWM) %d MiB, CPU %.1f s over %.0f s", p.name, hwm>>20, cpu, time.Since(began).Seconds())
+		t.Logf("%s: peak RSS (VmHWM) %d MiB, CPU %.1f s over %.0f s, %.3f ms CPU per completed session", p.name, hwm>>20, cpu,
+			time.Since(began).Seconds(), 1000*cpu/max(done, 1))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("load average at the end: %s", strings.TrimSpace(string(b)))
 	}
 	if final.sum("btda_probe_sessions_total") == 0 {
 		t.Fatal("no sessions completed")
@@ -193,6 +209,12 @@ geoip:
 	if swarm.exited() {
 		t.Fatalf("btswarm exited early:\n%s", swarm.tail())
 	}
+}
+
+// quantile is the q-quantile (nearest rank) of sorted durations, rounded to the millisecond.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)].Round(time.Millisecond)
 }
 
 type contactSample struct {
@@ -204,7 +226,8 @@ type contactSample struct {
 func reportContacts(t *testing.T, s []contactSample, conc, peers int) {
 	t.Helper()
 	sessions := func(i int) float64 { return s[i].m.sum("btda_probe_sessions_total") }
-	t.Logf("%7s %10s %9s %9s %8s %8s %7s", "t", "sessions", "rate/s", "inflight", "known", "rss_MiB", "cpu%")
+	t.Logf("%7s %10s %9s %9s %9s %8s %8s %8s %8s %9s %8s %7s", "t", "sessions", "rate/s", "started/s", "inflight", "due", "wait_ip",
+		"known", "pending", "commit_ms", "rss_MiB", "cpu%")
 	var peakInFlight, peakRSS float64
 	for i := range s {
 		peakInFlight = max(peakInFlight, s[i].m.sum("btda_probe_sessions_in_flight"))
@@ -215,9 +238,17 @@ func reportContacts(t *testing.T, s []contactSample, conc, peers int) {
 		j := i - 5
 		dt := (s[i].at - s[j].at).Seconds()
 		cpu := (s[i].m.sum("process_cpu_seconds_total") - s[j].m.sum("process_cpu_seconds_total")) / dt
-		t.Logf("%6.0fs %10.0f %9.0f %9.0f %8.0f %8.0f %6.0f%%", s[i].at.Seconds(), sessions(i),
-			(sessions(i)-sessions(j))/dt, s[i].m.sum("btda_probe_sessions_in_flight"),
-			s[i].m.sum("btda_queue_known_peers"), s[i].m.sum("process_resident_memory_bytes")/(1<<20), 100*cpu)
+		started := s[i].m.sum("btda_queue_sessions_started_total") - s[j].m.sum("btda_queue_sessions_started_total")
+		// The store's mean commit time over the interval: the recorder's queue is the
+		// sessions' back-pressure (a session's slot is held until Record returns).
+		var commitMS float64
+		if n := s[i].m.sum("btda_store_commit_duration_seconds_count") - s[j].m.sum("btda_store_commit_duration_seconds_count"); n > 0 {
+			commitMS = 1000 * (s[i].m.sum("btda_store_commit_duration_seconds_sum") - s[j].m.sum("btda_store_commit_duration_seconds_sum")) / n
+		}
+		t.Logf("%6.0fs %10.0f %9.0f %9.0f %9.0f %8.0f %8.0f %8.0f %8.0f %9.0f %8.0f %6.0f%%", s[i].at.Seconds(), sessions(i),
+			(sessions(i)-sessions(j))/dt, started/dt, s[i].m.sum("btda_probe_sessions_in_flight"),
+			s[i].m.sum("btda_queue_peers_due"), s[i].m.sum("btda_queue_peers_waiting_ip"),
+			s[i].m.sum("btda_queue_known_peers"), s[i].m.sum("btda_store_observations_pending"), commitMS, s[i].m.sum("process_resident_memory_bytes")/(1<<20), 100*cpu)
 	}
 	// Best 10 s and the saturated stretch (in flight ≥ 90 % of its peak, sessions completing).
 	var best10 float64

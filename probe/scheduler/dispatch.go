@@ -13,23 +13,46 @@ import (
 // Dispatching: which due peer goes next, starting its session, and rescheduling the
 // peer from the session's outcome; plus the sweep that forgets stale peers.
 
-// dispatch starts every session that is due and allowed, and returns when something
-// becomes due next (ok false: nothing; sleep until woken).
-func (s *Scheduler) dispatch(ctx context.Context) (next time.Time, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	wait, ok := s.dispatchLocked(ctx, now)
-	return s.base.Add(time.Duration(now) + wait), ok
+// dispatchBatch is how many sessions dispatch starts per hold of the lock: between
+// batches, Add, the ending sessions' finish and Stats (a /metrics scrape) get the lock,
+// instead of waiting while thousands of sessions start at once.
+const dispatchBatch = 256
+
+// pendingLaunch is a session picked under the lock, started after it is released.
+type pendingLaunch struct {
+	i uint32
+	t Target
 }
 
-func (s *Scheduler) dispatchLocked(ctx context.Context, now int64) (wait time.Duration, ok bool) {
+// dispatch starts every session that is due and allowed, and returns when something
+// becomes due next (ok false: nothing; sleep until woken). It picks up to dispatchBatch
+// sessions under the lock and starts them (goroutine creation) after releasing it.
+func (s *Scheduler) dispatch(ctx context.Context) (next time.Time, ok bool) {
+	var batch []pendingLaunch
+	for {
+		s.mu.Lock()
+		now := s.now()
+		var wait time.Duration
+		wait, ok, batch = s.dispatchLocked(now, batch[:0])
+		s.mu.Unlock()
+		for _, l := range batch {
+			s.launch(ctx, l.i, l.t)
+		}
+		if len(batch) < dispatchBatch {
+			return s.base.Add(time.Duration(now) + wait), ok
+		}
+	}
+}
+
+// dispatchLocked picks due sessions into out (at most dispatchBatch in all), marking them
+// in flight; the caller launches them once the lock is released.
+func (s *Scheduler) dispatchLocked(now int64, out []pendingLaunch) (wait time.Duration, ok bool, _ []pendingLaunch) {
 	if now >= s.nextSweep {
 		s.sweep(now)
 		s.nextSweep = now + int64(s.sweepEvery())
 	}
 	wait, ok = time.Duration(s.nextSweep-now), true
-	for s.inFlight < s.cfg.MaxInFlight {
+	for s.inFlight < s.cfg.MaxInFlight && len(out) < dispatchBatch {
 		q, i, has := s.pick(now)
 		if !has {
 			break
@@ -37,7 +60,7 @@ func (s *Scheduler) dispatchLocked(ctx context.Context, now int64) (wait time.Du
 		if s.lim != nil && s.lim.TokensAt(s.base.Add(time.Duration(now))) < 1 {
 			need := (1 - s.lim.TokensAt(s.base.Add(time.Duration(now)))) / float64(s.lim.Limit())
 			wait = min(wait, time.Duration(math.Ceil(need*1e9))+time.Microsecond)
-			return wait, true
+			return wait, true, out
 		}
 		heap.Pop(q)
 		e := &s.ents[i]
@@ -67,7 +90,7 @@ func (s *Scheduler) dispatchLocked(ctx context.Context, now int64) (wait time.Du
 			Prev:      s.prevPoint(e),
 			Hold:      func() { s.held(i) },
 		}
-		s.launch(ctx, i, t)
+		out = append(out, pendingLaunch{i, t})
 	}
 	if s.inFlight < s.cfg.MaxInFlight {
 		for _, q := range []*queue{&s.newQ, &s.revQ} {
@@ -76,7 +99,7 @@ func (s *Scheduler) dispatchLocked(ctx context.Context, now int64) (wait time.Du
 			}
 		}
 	}
-	return wait, ok
+	return wait, ok, out
 }
 
 // pick chooses the queue to take the next due entry from: the new-peer one, unless the

@@ -782,3 +782,34 @@ func TestAddHints(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestAddBatch: a batch counts as the same sightings added one by one (new entries,
+// duplicates, rejects, unknown torrents), and dispatch starts more sessions than one
+// lock hold takes (dispatchBatch) in one call.
+func TestAddBatch(t *testing.T) {
+	h := newHarness(t, Config{MaxInFlight: 1000})
+	var sgs []discovery.Sighting
+	for i := range 600 {
+		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 6881)
+		sgs = append(sgs, discovery.Sighting{Torrent: hash(i % 4), Addr: a, Source: discovery.SourceTracker})
+	}
+	sgs = append(sgs,
+		sgs[0], // duplicate
+		discovery.Sighting{Torrent: hash(0), Addr: netip.AddrPort{}, Source: discovery.SourceTracker}, // invalid
+		discovery.Sighting{Torrent: hash(9), Addr: ap("10.9.9.9:1"), Source: discovery.SourceTracker}, // unknown torrent
+	)
+	if n := h.s.AddBatch(sgs); n != 600 {
+		t.Fatalf("AddBatch made %d new entries, want 600", n)
+	}
+	if n := h.s.AddBatch(nil); n != 0 {
+		t.Fatalf("AddBatch(nil) = %d", n)
+	}
+	st := h.s.Stats()
+	if st.Known != 600 || st.Rejected != 1 || st.UnknownTorrent != 1 {
+		t.Fatalf("stats after AddBatch: known %d, rejected %d, unknown torrent %d; want 600, 1, 1",
+			st.Known, st.Rejected, st.UnknownTorrent)
+	}
+	if l := h.step(); len(l) != 600 {
+		t.Fatalf("one dispatch started %d sessions, want all 600 (more than dispatchBatch %d)", len(l), dispatchBatch)
+	}
+}

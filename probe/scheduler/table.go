@@ -208,6 +208,27 @@ func (s *Scheduler) Add(sg discovery.Sighting) bool {
 	return isNew
 }
 
+// AddBatch records the sightings as Add does, under one hold of the lock (a tracker
+// reply, a session's PEX list), and returns how many made new entries.
+func (s *Scheduler) AddBatch(sgs []discovery.Sighting) int {
+	if len(sgs) == 0 {
+		return 0
+	}
+	n := 0
+	s.mu.Lock()
+	now := s.now()
+	for _, sg := range sgs {
+		if s.add(sg, now) {
+			n++
+		}
+	}
+	s.mu.Unlock()
+	if n > 0 {
+		s.signal()
+	}
+	return n
+}
+
 func (s *Scheduler) add(sg discovery.Sighting, now int64) bool {
 	if err := validSighting(sg.Addr, sg.Source); err != nil {
 		s.st.Rejected++
