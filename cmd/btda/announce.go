@@ -146,8 +146,12 @@ func announce(ctx context.Context, o announceOptions, stdout io.Writer, logger *
 			LookupTimeout: time.Duration(cfg.DHT.LookupTimeout),
 		}, hashes, logger)
 		if err != nil {
-			logger.Error("cannot set up the DHT node", "err", err)
-			return 1
+			// One failed line per hash, as for a tracker that cannot be reached: the output
+			// names every source that was tried.
+			found = found[:0]
+			for _, h := range hashes {
+				found = append(found, dht.HashPeers{Hash: h, Err: err})
+			}
 		}
 		for _, hp := range found {
 			l := announceLine{Source: "dht", InfoHash: hp.Hash.String()}
