@@ -356,8 +356,10 @@ func TestListenerHoldsIncoming(t *testing.T) {
 			write(have(6))
 			var o Observation
 			if tc.held {
-				// Past the quiet window it is held (a bounded wait, no timing assertion).
-				for deadline := time.Now().Add(10 * time.Second); w.Held() == 0 && time.Now().Before(deadline); {
+				// Past the quiet window it is held (a bounded wait, no timing assertion); the
+				// listener gives back its MaxTotal place before OnHold, after the Watcher
+				// counts it held.
+				for deadline := time.Now().Add(10 * time.Second); (w.Held() == 0 || holds.Load() == 0) && time.Now().Before(deadline); {
 					time.Sleep(10 * time.Millisecond)
 				}
 				// Held: its MaxTotal place is free, so a second peer gets a session.
